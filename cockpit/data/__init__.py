@@ -1,0 +1,1 @@
+"""Dataset adapters (coco, masks, module), v2 transforms, loaders. No Textual or Rich here."""

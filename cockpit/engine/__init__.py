@@ -1,0 +1,1 @@
+"""The training engine: model, trainer thread, commands in, events out. No Textual or Rich here."""

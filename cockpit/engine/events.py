@@ -1,0 +1,247 @@
+"""Events the engine publishes: frozen, JSON-serialisable dataclasses.
+
+The same stream feeds the TUI, the headless printer, the run-directory writer
+(``events.jsonl``), the diagnostics and the report, so an event holds only numbers,
+strings, lists and dicts -- never a tensor. Each class names itself with ``kind``;
+:func:`event_from_dict` turns a JSON line back into the same object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class RunState(str, enum.Enum):
+    """Where the run is in its life: IDLE -> RUNNING <-> PAUSED -> STOPPING -> FINISHED | FAILED."""
+
+    IDLE = "IDLE"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    STOPPING = "STOPPING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunState.FINISHED, RunState.FAILED)
+
+
+class LRSource(str, enum.Enum):
+    """Who changed the learning rate."""
+
+    SCHEDULE = "schedule"
+    USER = "user"
+    RECOVERY = "recovery"
+
+
+class Severity(str, enum.Enum):
+    """How bad a diagnostic flag or warning is."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+_REGISTRY: dict[str, type["Event"]] = {}
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every engine event; ``time`` is seconds since the epoch."""
+
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            _REGISTRY[cls.kind] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = value.value if isinstance(value, enum.Enum) else value
+        return data
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """The run began (or resumed): the resolved config and the environment."""
+
+    kind: ClassVar[str] = "run_started"
+    run_dir: str
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    start_iter: int = 0
+    start_epoch: int = 0
+    total_iters: int = 0
+    iters_per_epoch: int = 0
+    resumed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class StepMetrics(Event):
+    """One recorded training step (every ``run.log_every`` iterations)."""
+
+    kind: ClassVar[str] = "step"
+    iter: int
+    epoch: int
+    lr: float
+    losses: dict[str, float]
+    loss: float
+    iter_time: float = 0.0
+    data_time: float = 0.0
+    grad_norm: float = 0.0
+    memory: dict[str, float] = field(default_factory=dict)
+    batch_size: int = 0
+
+
+@dataclass(frozen=True)
+class EvalResult(Event):
+    """A COCO evaluation on the val split."""
+
+    kind: ClassVar[str] = "eval"
+    iter: int
+    epoch: int
+    metrics: dict[str, float]
+    per_class: dict[str, float]
+    detections_per_image: float = 0.0
+    images_without_detections: int = 0
+    num_images: int = 0
+    score_histogram: list[int] = field(default_factory=list)
+    predictions_path: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    """The run's state moved; ``reason`` says why (user pause, NaN, finished, ...)."""
+
+    kind: ClassVar[str] = "state"
+    state: RunState
+    previous: RunState
+    reason: str = ""
+    iter: int = 0
+
+
+@dataclass(frozen=True)
+class LRChanged(Event):
+    """The learning rate changed."""
+
+    kind: ClassVar[str] = "lr"
+    iter: int
+    lr: float
+    previous: float
+    source: LRSource
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A checkpoint was written atomically."""
+
+    kind: ClassVar[str] = "checkpoint"
+    iter: int
+    epoch: int
+    path: str
+    reason: str = ""
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class CommandAck(Event):
+    """A command was applied (``ok``) or refused (``message`` says why)."""
+
+    kind: ClassVar[str] = "ack"
+    command: str
+    iter: int
+    ok: bool = True
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunWarning(Event):
+    """Something went wrong but the run goes on (a skipped sample, a failing listener)."""
+
+    kind: ClassVar[str] = "warning"
+    message: str
+    iter: int = 0
+    category: str = "general"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunError(Event):
+    """An exception stopped or paused the run."""
+
+    kind: ClassVar[str] = "error"
+    summary: str
+    traceback: str
+    iter: int = 0
+    fatal: bool = True
+
+
+@dataclass(frozen=True)
+class FlagRaised(Event):
+    """A diagnostic rule changed its verdict (``severity`` None-like ``ok`` clears it)."""
+
+    kind: ClassVar[str] = "flag"
+    rule: str
+    title: str
+    status: str
+    severity: Severity = Severity.INFO
+    evidence: str = ""
+    likely_cause: str = ""
+    fix: str = ""
+    iter: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreviewReady(Event):
+    """Predictions for one val image, computed on the engine side for the preview pane."""
+
+    kind: ClassVar[str] = "preview"
+    iter: int
+    index: int
+    image_path: str | None
+    image_size: tuple[int, int]
+    gt_boxes: list[list[float]]
+    gt_labels: list[int]
+    boxes: list[list[float]]
+    labels: list[int]
+    scores: list[float]
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """The engine thread is done; ``state`` is FINISHED or FAILED."""
+
+    kind: ClassVar[str] = "finished"
+    state: RunState
+    iter: int
+    epoch: int
+    reason: str = ""
+
+
+_ENUMS = {"RunState": RunState, "LRSource": LRSource, "Severity": Severity}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from ``to_dict()`` output (a line of ``events.jsonl``)."""
+    data = dict(data)
+    kind = data.pop("kind")
+    cls = _REGISTRY[kind]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in fields}
+    for name, value in kwargs.items():
+        enum_type = _ENUMS.get(str(fields[name].type))
+        if enum_type is not None and value is not None:
+            kwargs[name] = enum_type(value)
+    if "image_size" in kwargs:
+        kwargs["image_size"] = tuple(kwargs["image_size"])
+    return cls(**kwargs)

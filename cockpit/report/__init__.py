@@ -1,0 +1,1 @@
+"""Run reports: HTML and Markdown built from a run directory."""

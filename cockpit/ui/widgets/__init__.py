@@ -1,0 +1,1 @@
+"""Widgets of the cockpit: one public widget per module."""
