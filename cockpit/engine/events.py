@@ -225,6 +225,8 @@ class RunFinished(Event):
     state: RunState
     iter: int
     epoch: int
+    outcome: str = "finished"
+    """``finished`` (ran to the end), ``stopped`` (by the user or a signal) or ``failed``."""
     reason: str = ""
 
 
