@@ -61,6 +61,13 @@ class DetectionDataset(torch.utils.data.Dataset):
     def sample_info(self, index: int) -> SampleInfo:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def image_path(self, index: int) -> str | None:
+        """Where sample ``index`` is read from, without touching the disk (``None`` if unknown).
+
+        Used to report unreadable samples, so it must not raise for a deleted file.
+        """
+        return None
+
     # -- shared behaviour --------------------------------------------------------------
     def __getitem__(self, index: int):
         from cockpit.data.transforms import apply_transform
@@ -70,7 +77,13 @@ class DetectionDataset(torch.utils.data.Dataset):
         return apply_transform(self.transform, image, target)
 
     def coco_api(self):
-        """A pycocotools ``COCO`` ground-truth object for evaluation (see ``cockpit.data.coco_gt``)."""
-        from cockpit.data.coco_gt import coco_from_dataset
+        """A pycocotools ``COCO`` ground-truth object for evaluation (see ``cockpit.data.coco_gt``).
 
-        return coco_from_dataset(self)
+        Built once from :meth:`raw_target` and cached: it reads every target.
+        """
+        cached = getattr(self, "_coco_gt", None)
+        if cached is None:
+            from cockpit.data.coco_gt import coco_from_dataset
+
+            cached = self._coco_gt = coco_from_dataset(self)
+        return cached

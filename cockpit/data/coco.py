@@ -1,0 +1,135 @@
+"""The ``coco`` format: a COCO JSON file read with pycocotools.
+
+- Category ids may be anything (non-contiguous, unordered): they are mapped to labels
+  1..K in the order of the config's ``classes``, matched by name. Names that do not match
+  raise :class:`DatasetError` naming the missing and the extra ones.
+- ``bbox`` is COCO ``[x, y, w, h]``; targets hold ``[x1, y1, x2, y2]``.
+- Images without annotations stay in the dataset with empty targets (torchvision's
+  references drop them; we keep them because background-only images are real data).
+- Crowd annotations (``iscrowd = 1``) are left out of training targets but stay in the
+  ground truth :meth:`CocoDataset.coco_api` returns, where COCOeval uses them to ignore
+  detections inside crowds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from cockpit.data.base import DetectionDataset, SampleInfo
+from cockpit.data.errors import DatasetError
+
+
+def load_coco(ann_file: str | Path):
+    """A pycocotools ``COCO`` for ``ann_file``, with its prints silenced and errors made clear."""
+    from pycocotools.coco import COCO
+
+    ann_file = Path(ann_file)
+    if not ann_file.is_file():
+        raise DatasetError(f"COCO annotation file not found: {ann_file}")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO(str(ann_file))
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise DatasetError(f"{ann_file} is not valid JSON: {exc}") from exc
+    except (KeyError, TypeError, AssertionError) as exc:
+        raise DatasetError(f"{ann_file} is not a COCO annotation file ({type(exc).__name__}: {exc})") from exc
+    if "images" not in coco.dataset or "categories" not in coco.dataset:
+        raise DatasetError(f"{ann_file} is not a COCO annotation file: it needs 'images' and 'categories' lists")
+    return coco
+
+
+def map_categories(categories: list[dict[str, Any]], classes: list[str], source: str = "") -> dict[int, int]:
+    """Label (1..K, in ``classes`` order) -> COCO category id, matched by name.
+
+    Raises :class:`DatasetError` when names differ either way or repeat in the JSON.
+    """
+    by_name: dict[str, int] = {}
+    repeated = []
+    for cat in categories:
+        name = str(cat["name"])
+        if name in by_name:
+            repeated.append(name)
+        by_name[name] = int(cat["id"])
+    where = f" in {source}" if source else ""
+    if repeated:
+        raise DatasetError(f"category names repeat{where}: {', '.join(sorted(set(repeated)))}")
+    missing = [c for c in classes if c not in by_name]
+    extra = [n for n in by_name if n not in classes]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"not in the JSON: {', '.join(missing)}")
+        if extra:
+            parts.append(f"in the JSON but not in data.classes: {', '.join(extra)}")
+        raise DatasetError(
+            f"data.classes does not match the COCO categories{where} ({'; '.join(parts)}). "
+            f"The JSON's categories are: {', '.join(by_name) or '(none)'}"
+        )
+    return {label: by_name[name] for label, name in enumerate(classes, start=1)}
+
+
+class CocoDataset(DetectionDataset):
+    """COCO JSON adapter; ``image_id`` in targets is the COCO image id."""
+
+    def __init__(
+        self,
+        ann_file: str | Path,
+        classes: list[str],
+        images_dir: str | Path | None = None,
+        transform: Callable | None = None,
+    ):
+        super().__init__(classes, transform)
+        self.ann_file = Path(ann_file)
+        self.coco = load_coco(self.ann_file)
+        self.images_dir = Path(images_dir) if images_dir is not None else self.ann_file.parent
+        if not self.images_dir.is_dir():
+            raise DatasetError(f"COCO images folder not found: {self.images_dir}")
+        self.label_to_category = map_categories(self.coco.dataset["categories"], self.classes, str(self.ann_file))
+        self.category_to_label = {cat: label for label, cat in self.label_to_category.items()}
+        unknown = sorted({a["category_id"] for a in self.coco.anns.values()} - set(self.category_to_label))
+        if unknown:
+            raise DatasetError(f"{self.ann_file}: annotations use category ids not in 'categories': {unknown}")
+        self.ids = sorted(self.coco.imgs)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image_path(self, index: int) -> str:
+        return str(self.images_dir / self.coco.imgs[self.ids[index]]["file_name"])
+
+    def load_image(self, index: int) -> Image.Image:
+        with Image.open(self.image_path(index)) as im:
+            return im.convert("RGB")
+
+    def raw_target(self, index: int) -> dict[str, Any]:
+        image_id = self.ids[index]
+        anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]
+        return {
+            "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.as_tensor([self.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64),
+            "area": torch.as_tensor([float(a.get("area", a["bbox"][2] * a["bbox"][3])) for a in anns], dtype=torch.float32),
+            "iscrowd": torch.zeros((len(anns),), dtype=torch.int64),
+            "image_id": image_id,
+        }
+
+    def sample_info(self, index: int) -> SampleInfo:
+        info = self.coco.imgs[self.ids[index]]
+        width, height = info.get("width"), info.get("height")
+        return SampleInfo(
+            index=index,
+            image_id=self.ids[index],
+            path=self.image_path(index),
+            width=int(width) if width is not None else None,
+            height=int(height) if height is not None else None,
+        )
+
+    def coco_api(self):
+        """The COCO ground truth as loaded, crowd annotations included."""
+        return self.coco
