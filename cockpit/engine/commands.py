@@ -97,10 +97,11 @@ class ApplyPatch(Command):
 
 @dataclass(frozen=True)
 class RequestPreview(Command):
-    """Predict on val image ``index`` and publish a ``PreviewReady`` event."""
+    """Show val image ``index`` (with predictions when ``predict``) as a ``PreviewReady`` event."""
 
     name: ClassVar[str] = "preview"
     index: int = 0
+    predict: bool = True
 
 
 @dataclass(frozen=True)

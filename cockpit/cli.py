@@ -1,0 +1,224 @@
+"""The ``cockpit`` command: run, check, init, report, preview.
+
+Only argparse is imported at module level: ``cockpit --help`` must answer at once, without
+torch. Each subcommand imports what it needs when it runs. Bad input ends with a one-line
+(or one-line-per-problem) message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _error(message: str) -> None:
+    print(f"cockpit: {message}", file=sys.stderr)
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config field (repeatable), e.g. --set optim.lr=0.01",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cockpit",
+        description="A terminal training cockpit for torchvision Faster R-CNN detectors.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train a run (opens the cockpit in a terminal)")
+    run.add_argument("config", type=Path, help="the run's TOML config")
+    run.add_argument("--headless", action="store_true", help="print log lines instead of opening the cockpit")
+    run.add_argument("--resume", metavar="auto|PATH", help="continue the newest run of this name, or a run dir / checkpoint")
+    run.add_argument("--no-check", action="store_true", help="skip the pre-flight dataset check")
+    run.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="KIND@ITER",
+        help="testing aid: inject a fault (oom or nan) at an iteration, e.g. --inject oom@5",
+    )
+    _add_set(run)
+
+    check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
+    check.add_argument("config", type=Path)
+    check.add_argument("--json", action="store_true", help="print the pre-flight report as JSON")
+    _add_set(check)
+
+    init = sub.add_parser("init", help="write a commented starter config (and a small synthetic dataset)")
+    init.add_argument("path", nargs="?", type=Path, default=Path("cockpit.toml"))
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    report = sub.add_parser("report", help="write report.html / report.md / metrics.csv for a run directory")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("-o", "--output", type=Path, help="output folder (default RUN_DIR/report)")
+
+    preview = sub.add_parser("preview", help="print one sample with its GT boxes and target dict")
+    preview.add_argument("config", type=Path)
+    preview.add_argument("--index", type=int, default=0)
+    preview.add_argument("--split", choices=("train", "val"), default="train")
+    preview.add_argument("--width", type=int, default=None, help="image width in terminal cells")
+    _add_set(preview)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from cockpit import __version__
+
+        print(f"cockpit {__version__}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "init": _cmd_init,
+        "report": _cmd_report,
+        "preview": _cmd_preview,
+    }[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def _load(args) -> "object | None":
+    from cockpit.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return None
+
+
+def _preflight(config, *, as_json: bool = False, quiet_ok: bool = False):
+    """Run the pre-flight check; returns (report or None, ok)."""
+    from cockpit.data.errors import DatasetError
+    from cockpit.diagnostics.preflight import format_table, run_preflight
+
+    try:
+        report = run_preflight(config)
+    except DatasetError as error:
+        _error(str(error))
+        return None, False
+    if as_json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2))
+    elif not (quiet_ok and not report.has_errors):
+        print(format_table(report))
+    return report, not report.has_errors
+
+
+def _cmd_check(args) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_USAGE
+    _, ok = _preflight(config, as_json=args.json)
+    if ok and not args.json:
+        print(f"{args.config}: OK")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _cmd_init(args) -> int:
+    from cockpit.config.starter import write_starter
+
+    try:
+        written = write_starter(args.path, force=args.force)
+    except FileExistsError as error:
+        _error(f"{error} exists; use --force to overwrite")
+        return EXIT_USAGE
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: cockpit check {args.path} && cockpit run {args.path}")
+    return EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    if not args.run_dir.is_dir():
+        _error(f"{args.run_dir}: no such run directory")
+        return EXIT_USAGE
+    from cockpit.report.build import build_report
+
+    paths = build_report(args.run_dir, args.output)
+    print(f"report: {paths.html}")
+    print(f"markdown: {paths.markdown}")
+    print(f"metrics: {paths.csv}")
+    return EXIT_OK
+
+
+def _cmd_preview(args) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_USAGE
+    from cockpit.data.errors import DatasetError
+    from cockpit.preview_cli import print_preview
+
+    try:
+        return print_preview(config, args.split, args.index, width=args.width)
+    except DatasetError as error:
+        _error(str(error))
+        return EXIT_USAGE
+
+
+def _cmd_run(args) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_USAGE
+    from cockpit.engine.faults import parse_injection
+
+    try:
+        injections = [parse_injection(text) for text in args.inject]
+    except ValueError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    preflight = None
+    if not args.no_check:
+        report, ok = _preflight(config, quiet_ok=True)
+        if not ok:
+            _error("pre-flight check found errors (see above); fix them or pass --no-check")
+            return EXIT_FAILED
+        preflight = report.to_dict() if report is not None else None
+    headless = args.headless or not sys.stdout.isatty()
+    from cockpit.engine.session import RunRequest, make_trainer
+
+    request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
+    try:
+        trainer = make_trainer(request, headless=headless)
+    except Exception as error:  # noqa: BLE001 - ResumeError, CheckpointError, OSError: all one line
+        _error(str(error))
+        return EXIT_USAGE
+    if headless:
+        from cockpit.engine.session import run_headless
+
+        return run_headless(trainer)
+    from cockpit.ui.app import create_app
+    from cockpit.engine.session import engine_factory
+
+    app = create_app(trainer, config, args.config, engine_factory=engine_factory(request))
+    app.run()
+    trainer.close(timeout=60)
+    return EXIT_OK if trainer.state.value != "FAILED" else EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The hooks every run has: metric records (with memory), periodic evaluation, epoch checkpoints."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from cockpit.engine.events import StepMetrics
+from cockpit.engine.hooks import Hook, StepOutcome
+from cockpit.engine.memory import sample
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cockpit.engine.trainer import Trainer
+
+
+class MetricsHook(Hook):
+    """Publishes a ``StepMetrics`` every ``run.log_every`` iterations.
+
+    Loss terms, iteration and data times are means over the iterations since the previous
+    record (finite values only), so no spike between two records goes unseen in the mean
+    and a record costs O(1) per iteration to build.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._count = 0
+        self._steps = 0
+        self._sums: dict[str, float] = {}
+        self._time = 0.0
+        self._data = 0.0
+        self._grad = 0.0
+
+    def after_step(self, trainer: "Trainer", outcome: StepOutcome) -> None:
+        self._steps += 1
+        self._time += outcome.iter_time
+        self._data += outcome.data_time
+        if outcome.finite:
+            self._count += 1
+            for name, value in outcome.losses.items():
+                self._sums[name] = self._sums.get(name, 0.0) + value
+            if math.isfinite(outcome.grad_norm):
+                self._grad += outcome.grad_norm
+        elif not self._count:
+            # A window that only saw non-finite steps still gets a record, so the NaN shows.
+            self._sums = dict(outcome.losses)
+            self._count = 1
+        if outcome.iter % trainer.config.run.log_every != 0:
+            return
+        steps = self._steps
+        losses = {name: total / self._count for name, total in self._sums.items()}
+        trainer.publish(
+            StepMetrics(
+                iter=outcome.iter,
+                epoch=outcome.epoch,
+                lr=outcome.lr,
+                losses=losses,
+                loss=sum(losses.values()),
+                iter_time=self._time / steps,
+                data_time=self._data / steps,
+                grad_norm=self._grad / self._count,
+                memory=sample(trainer.device),
+                batch_size=outcome.batch_size,
+            )
+        )
+        self._reset()
+
+
+class EvalHook(Hook):
+    """Evaluates every ``eval.every_epochs`` epochs (the end of training is the trainer's)."""
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        every = trainer.config.eval.every_epochs
+        if every > 0 and epoch % every == 0 and epoch < trainer.config.run.epochs:
+            trainer.evaluate()
+
+
+class CheckpointHook(Hook):
+    """Saves ``last.pt`` at the end of every epoch."""
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        if epoch < trainer.config.run.epochs:
+            trainer.save_checkpoint(f"end of epoch {epoch}")
+
+
+def default_hooks() -> list[Hook]:
+    return [MetricsHook(), EvalHook(), CheckpointHook()]

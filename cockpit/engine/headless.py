@@ -1,0 +1,122 @@
+"""The headless printer: one readable line per record, for logs, nohup and Slurm.
+
+Plain text only -- no ANSI codes, no progress-bar redraws -- so a log file stays clean.
+Lines also go to ``<run_dir>/cockpit.log`` so a detached or remote run keeps its story.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from cockpit.engine.events import (
+    CheckpointSaved,
+    CommandAck,
+    EvalResult,
+    Event,
+    FlagRaised,
+    LRChanged,
+    RunError,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    StateChanged,
+    StepMetrics,
+)
+
+SHORT_NAMES = {
+    "loss_classifier": "cls",
+    "loss_box_reg": "box",
+    "loss_objectness": "obj",
+    "loss_rpn_box_reg": "rpn",
+}
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_memory(memory: dict[str, float]) -> str:
+    if "allocated_mb" in memory:
+        return f"cuda {memory['allocated_mb']:.0f}/{memory.get('reserved_mb', 0):.0f}MB peak {memory.get('peak_mb', 0):.0f}MB"
+    return f"rss {memory.get('rss_mb', 0):.0f}MB"
+
+
+class HeadlessPrinter:
+    """Listener that turns events into log lines."""
+
+    def __init__(self, stream: TextIO | None = None, log_file: Path | None = None):
+        self.stream = stream or sys.stdout
+        self.log = open(log_file, "a", encoding="utf-8") if log_file else None
+        self.total_iters = 0
+        self.iters_per_epoch = 0
+        self.epochs = 0
+
+    def __call__(self, event: Event) -> None:
+        line = self.format(event)
+        if line is None:
+            return
+        for handle in (self.stream, self.log):
+            if handle is not None:
+                handle.write(line + "\n")
+                handle.flush()
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+    def format(self, event: Event) -> str | None:
+        if isinstance(event, RunStarted):
+            self.total_iters = event.total_iters
+            self.iters_per_epoch = event.iters_per_epoch
+            self.epochs = event.config.get("run", {}).get("epochs", 0)
+            env = event.environment
+            device = env.get("gpu_name") or env.get("device")
+            resumed = f", resumed from {event.resumed_from} at iteration {event.start_iter}" if event.resumed_from else ""
+            return (
+                f"run {event.run_dir} on {device} (torch {env.get('torch')}, torchvision {env.get('torchvision')}); "
+                f"{self.total_iters} iterations, {self.iters_per_epoch} per epoch{resumed}"
+            )
+        if isinstance(event, StepMetrics):
+            terms = " ".join(f"{SHORT_NAMES.get(k, k)} {v:.4f}" for k, v in event.losses.items())
+            speed = 1.0 / event.iter_time if event.iter_time > 0 else 0.0
+            eta = format_duration((self.total_iters - event.iter) * event.iter_time) if self.total_iters else "?"
+            return (
+                f"it {event.iter}/{self.total_iters} ep {event.epoch}/{self.epochs} loss {event.loss:.4f} ({terms}) "
+                f"lr {event.lr:.3g} {speed:.2f} it/s eta {eta} {format_memory(event.memory)}"
+            )
+        if isinstance(event, EvalResult):
+            m = event.metrics
+            return (
+                f"eval @ it {event.iter}: AP {m.get('AP', 0):.3f} AP50 {m.get('AP50', 0):.3f} AP75 {m.get('AP75', 0):.3f} "
+                f"dets/img {event.detections_per_image:.1f} ({event.seconds:.1f}s)"
+            )
+        if isinstance(event, LRChanged):
+            return f"lr {event.previous:.3g} -> {event.lr:.3g} at it {event.iter} ({event.source.value})"
+        if isinstance(event, CheckpointSaved):
+            return f"checkpoint {event.path} ({event.reason})"
+        if isinstance(event, StateChanged):
+            reason = f": {event.reason}" if event.reason else ""
+            return f"state {event.state.value}{reason}"
+        if isinstance(event, RunWarning):
+            return f"warning: {event.message}"
+        if isinstance(event, RunError):
+            text = f"error: {event.summary}"
+            return text + ("\n" + event.traceback.rstrip() if event.traceback else "")
+        if isinstance(event, FlagRaised):
+            if event.status != "FLAGGED":
+                return None
+            return (
+                f"FLAGGED [{event.severity.value}] {event.title}: {event.evidence}\n"
+                f"  likely cause: {event.likely_cause}\n  fix: {event.fix}"
+            )
+        if isinstance(event, CommandAck):
+            return None if event.ok else f"command {event.command} refused: {event.message}"
+        if isinstance(event, RunFinished):
+            reason = f" ({event.reason})" if event.reason else ""
+            return f"run {event.outcome} at iteration {event.iter}{reason}"
+        return None

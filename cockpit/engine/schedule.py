@@ -1,0 +1,50 @@
+"""The learning-rate schedule: linear warm-up, then StepLR by epoch.
+
+A pure function of (iteration, epoch) times a base LR that the user may move at any time
+(``set_lr`` / ``scale_lr``): the schedule continues from the user's value instead of
+snapping back, which is what a person steering a run expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+def warmup_factor(iteration: int, warmup_iters: int, start_factor: float = 1e-3) -> float:
+    """Linear ramp from ``start_factor`` to 1 over the first ``warmup_iters`` iterations (1-based)."""
+    if warmup_iters <= 0 or iteration >= warmup_iters:
+        return 1.0
+    alpha = iteration / warmup_iters
+    return start_factor * (1 - alpha) + alpha
+
+
+def step_factor(epoch: int, step_size: int, gamma: float) -> float:
+    """StepLR: multiply by ``gamma`` every ``step_size`` epochs (0-based epoch)."""
+    return gamma ** (epoch // step_size)
+
+
+@dataclass
+class LRSchedule:
+    """``lr(it, epoch) = base_lr * step_factor(epoch) * warmup_factor(it)``."""
+
+    base_lr: float
+    warmup_iters: int
+    step_size: int
+    gamma: float
+
+    def factor(self, iteration: int, epoch: int) -> float:
+        return step_factor(epoch, self.step_size, self.gamma) * warmup_factor(iteration, self.warmup_iters)
+
+    def lr(self, iteration: int, epoch: int) -> float:
+        return self.base_lr * self.factor(iteration, epoch)
+
+    def set_current(self, lr: float, iteration: int, epoch: int) -> None:
+        """Move the base so that the LR at (iteration, epoch) becomes ``lr``."""
+        self.base_lr = lr / self.factor(iteration, epoch)
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -1,0 +1,83 @@
+"""Starting a run from the CLI: building the trainer, the headless loop, signals.
+
+``run_headless`` keeps the main thread free for signal handlers: SIGINT, SIGTERM and
+SIGHUP ask the trainer to stop at the next iteration boundary, saving a checkpoint; a
+second Ctrl-C exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cockpit.config import Config
+from cockpit.engine.commands import Stop
+from cockpit.engine.faults import Injection
+from cockpit.engine.headless import HeadlessPrinter
+from cockpit.engine.trainer import Trainer
+
+
+@dataclass
+class RunRequest:
+    """What the user asked ``cockpit run`` for."""
+
+    config: Config
+    config_path: Path
+    resume: str | None = None
+    injections: list[Injection] = field(default_factory=list)
+    preflight: dict | None = None
+
+
+def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
+    return Trainer(
+        request.config,
+        resume=request.resume,
+        headless=headless,
+        injections=request.injections,
+        preflight=request.preflight,
+    )
+
+
+def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer]:
+    """For the cockpit's restart action: a new run from a checkpoint with an edited config."""
+
+    def build(config: Config, resume_from: str | None) -> Trainer:
+        return Trainer(config, resume=resume_from, headless=False, preflight=request.preflight)
+
+    return build
+
+
+def run_headless(trainer: Trainer) -> int:
+    printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / "cockpit.log")
+    trainer.subscribe(printer)
+    received: list[int] = []
+
+    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        if received and signum == signal.SIGINT:
+            print("cockpit: second interrupt, exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
+        received.append(signum)
+        name = signal.Signals(signum).name
+        print(f"cockpit: {name} received, stopping at the next iteration and saving a checkpoint", flush=True)
+        trainer.send(Stop(save=True, reason=f"signal {name}"))
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        trainer.start()
+        # join() with a timeout keeps the main thread returning to the interpreter, where
+        # Python runs signal handlers.
+        while trainer._thread is not None and trainer._thread.is_alive():
+            trainer.join(0.5)
+    finally:
+        trainer.close()
+        printer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if trainer.state.value == "FAILED":
+        print(f"cockpit: run failed: {trainer.failure_reason or 'see the log above'}", file=sys.stderr)
+        return 1
+    return 0

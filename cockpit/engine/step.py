@@ -1,0 +1,96 @@
+"""One optimisation step: forward, backward, (clip), one sync, (optimizer step).
+
+Kept apart from the trainer so the hot path is small enough to read at a glance. The
+batch may be split into micro-batches (gradient accumulation) after a CUDA OOM: the
+effective batch, and so the LR recipe, stays the same.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+_get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)
+
+
+@dataclass
+class StepResult:
+    losses: dict[str, float]
+    loss: float
+    grad_norm: float
+    finite: bool
+
+
+def split(items: list, parts: int) -> list[list]:
+    """Split ``items`` into ``parts`` nearly equal consecutive chunks (no empty chunk)."""
+    parts = max(1, min(parts, len(items)))
+    size = math.ceil(len(items) / parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def grad_total_norm(parameters: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Total gradient norm; clips to ``max_norm`` when > 0. Stays on the device (no sync)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    if _get_total_norm is not None:
+        return _get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    images: list[torch.Tensor],
+    targets: list[dict],
+    *,
+    accumulation: int,
+    grad_clip: float,
+    amp: bool,
+    device_type: str,
+    poison: bool = False,
+) -> StepResult:
+    """Run one iteration; the optimizer steps only when every loss term (and grad) is finite."""
+    optimizer.zero_grad(set_to_none=True)
+    names: list[str] | None = None
+    summed = None
+    total_images = len(images)
+    for chunk_images, chunk_targets in zip(split(images, accumulation), split(targets, accumulation)):
+        with torch.autocast(device_type=device_type, enabled=amp):
+            loss_dict = model(chunk_images, chunk_targets)
+        if poison:
+            # Fault injection (--inject nan@N): exercise the non-finite path for real.
+            loss_dict["loss_classifier"] = loss_dict["loss_classifier"] * float("nan")
+        if names is None:
+            names = list(loss_dict)
+        weight = len(chunk_images) / total_images
+        scaler.scale(sum(loss_dict.values()) * weight).backward()
+        terms = torch.stack([loss_dict[name].detach().float() for name in names]) * weight
+        summed = terms if summed is None else summed + terms
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    if amp:
+        scaler.unscale_(optimizer)
+    grad_norm = grad_total_norm(parameters, grad_clip)
+    # The one host-device sync of the iteration: the finiteness check has to happen before
+    # optimizer.step() (a NaN step would poison the weights), and the same transfer brings
+    # every loss term and the grad norm to the CPU for the hooks.
+    values = torch.cat([summed, grad_norm.detach().float().reshape(1).to(summed.device)]).tolist()
+    losses = dict(zip(names or [], values[:-1]))
+    loss = sum(losses.values())
+    norm = values[-1]
+    # Under AMP an infinite gradient is routine (the scaler skips that step and lowers its
+    # scale); only the losses decide. Without AMP an infinite gradient is a real fault.
+    finite = math.isfinite(loss) and (amp or math.isfinite(norm))
+    if finite:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        if amp:
+            scaler.update()
+    return StepResult(losses=losses, loss=loss, grad_norm=norm, finite=finite)
