@@ -68,7 +68,8 @@ def collate_fn(batch):
 
 def collate_skipping(batch) -> Batch:
     """Collate for :class:`SkippingDataset` items: good samples batched, failures listed."""
-    good = [item for item in batch if not isinstance(item, SkippedSample)]
+    # None is dropped too, for datasets that signal a bad sample that way themselves.
+    good = [item for item in batch if item is not None and not isinstance(item, SkippedSample)]
     skipped = tuple(item for item in batch if isinstance(item, SkippedSample))
     images, targets = (tuple(zip(*good)) if good else ((), ()))
     return Batch(images=tuple(images), targets=tuple(targets), skipped=skipped)
