@@ -1,0 +1,549 @@
+"""The cockpit: a keyboard-driven Textual app over one training engine.
+
+The app is written against :class:`~cockpit.engine.link.EngineLink` only: events come in
+through an :class:`~cockpit.ui.bridge.EngineBridge` (thread-safe, coalescing), commands go
+out with ``link.send`` (which never blocks). Events are folded into a pure view-model
+(:class:`~cockpit.ui.state.CockpitState`); panes are redrawn from it at most
+``1 / redraw_interval`` times a second, inside one ``batch_update``.
+
+Build it with :func:`create_app` (the CLI and the tests both do).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container
+from textual.content import Content
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from cockpit.config import Config
+from cockpit.engine.commands import (
+    Command,
+    EvaluateNow,
+    Pause,
+    RequestPreview,
+    Resume,
+    SaveCheckpoint,
+    ScaleLR,
+    SetLR,
+    Stop,
+    ApplyPatch,
+)
+from cockpit.engine.events import (
+    CheckpointSaved,
+    CommandAck,
+    Event,
+    LRChanged,
+    LRSource,
+    RunError,
+    RunFinished,
+    RunState,
+    RunWarning,
+    Severity,
+)
+from cockpit.engine.link import EngineLink
+from cockpit.ui.bridge import EngineBridge, EventsPending
+from cockpit.ui.modals import ConfirmScreen, ErrorScreen, HelpScreen, NaNScreen, SetLRScreen
+from cockpit.ui.state import CHECKLIST, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
+from cockpit.ui.widgets.checklist_panel import ChecklistPanel
+from cockpit.ui.widgets.config_editor import ConfigEditor
+from cockpit.ui.widgets.loss_plot import LossPlot
+from cockpit.ui.widgets.memory_panel import MemoryPanel
+from cockpit.ui.widgets.preview_panel import PreviewPanel
+from cockpit.ui.widgets.status_bar import StatusBar, format_lr
+
+EngineFactory = Callable[[Config, "str | None"], EngineLink]
+"""``engine_factory(config, resume_from_checkpoint) -> EngineLink`` (not started)."""
+
+PANES: tuple[tuple[str, str], ...] = (
+    ("losses", "Losses"),
+    ("memory", "Memory"),
+    ("checklist", "Checklist"),
+    ("preview", "Preview"),
+    ("config", "Config"),
+)
+
+
+class PaneTabs(Static):
+    """``1 Losses  2 Memory …`` -- the pane switcher shown when the panes are tabbed (narrow)."""
+
+    def show_active(self, active: int) -> None:
+        parts = []
+        for index, (_, title) in enumerate(PANES, start=1):
+            label = f" {index} {title} "
+            style = "reverse bold" if index - 1 == active else "$text-muted"
+            parts.append(Content.styled(label, style).stylize(f"@click=app.focus_pane({index})"))
+        self.update(Content(" ").join(parts))
+
+
+class CockpitApp(App[None]):
+    """Status bar over five panes (losses, memory, checklist, preview, config) and a footer."""
+
+    CSS_PATH = "cockpit.tcss"
+    TITLE = "cockpit"
+    # Below 160 columns the panes are tabbed (one visible, 1-5 / tab to switch); from 160
+    # they share a grid. The class lands on the screen, the layout lives in cockpit.tcss.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+
+    BINDINGS = [
+        Binding("p,space", "toggle_pause", "Pause/Resume", tooltip="Pause or resume training", id="pause"),
+        Binding("plus", "lr_up", "LR×2", key_display="+", tooltip="Multiply the LR by the factor", id="lr_up"),
+        Binding("minus", "lr_down", "LR÷2", key_display="-", tooltip="Divide the LR by the factor", id="lr_down"),
+        Binding("L", "set_lr", "Set LR", key_display="L", tooltip="Set an exact learning rate", id="set_lr"),
+        Binding("e", "evaluate", "Eval", tooltip="Run a COCO evaluation now", id="evaluate"),
+        Binding("s", "save", "Save", tooltip="Save a checkpoint now", id="save"),
+        Binding("r", "report", "Report", tooltip="Export the run report (HTML)", id="report"),
+        Binding("n", "next_preview", "Next img", tooltip="Preview the next val image", id="next_preview"),
+        Binding("b", "prev_preview", "Prev img", tooltip="Preview the previous val image", id="prev_preview"),
+        Binding("tab", "next_pane", "Next pane", show=False, priority=True, id="next_pane"),
+        Binding("shift+tab", "previous_pane", "Prev pane", show=False, priority=True, id="previous_pane"),
+        *(
+            Binding(str(i), f"focus_pane({i})", f"{title}", show=False, tooltip=f"Jump to the {title} pane", id=f"pane_{i}")
+            for i, (_, title) in enumerate(PANES, start=1)
+        ),
+        Binding("f", "maximize_pane", "Max", tooltip="Maximise the focused pane (again to restore)", id="maximize"),
+        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit", id="quit"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key", id="help"),
+        Binding("ctrl+q", "quit_cockpit", "Quit", show=False, priority=True),
+    ]
+
+    # Actions that only make sense while the main screen is showing.
+    _MAIN_ACTIONS = frozenset(
+        {
+            "toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "report",
+            "next_preview", "prev_preview", "next_pane", "previous_pane", "focus_pane",
+            "maximize_pane", "quit_cockpit", "help",
+        }
+    )
+
+    def __init__(
+        self,
+        link: EngineLink,
+        config: Config,
+        config_path: str | Path | None = None,
+        engine_factory: EngineFactory | None = None,
+        *,
+        lr_factor: float = 2.0,
+        redraw_interval: float = 0.2,
+        close_timeout: float | None = 120.0,
+    ) -> None:
+        super().__init__()
+        self.link = link
+        self.config = config
+        self.config_path = Path(config_path) if config_path else None
+        self.engine_factory = engine_factory
+        self.lr_factor = lr_factor
+        self.redraw_interval = redraw_interval
+        self.close_timeout = close_timeout
+        self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
+        self.bridge: EngineBridge | None = None
+        self._dirty: set[str] = set()
+        self._flush_timer = None
+        self._last_flush = 0.0
+        self._quitting = False
+        self._active_pane = 0
+        if self.config_path is not None:
+            self.sub_title = str(self.config_path)
+
+    # -- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield PaneTabs(id="tabs")
+        with Container(id="panes"):
+            # DOM order places the wide grid: losses + preview on top, the rest below.
+            yield LossPlot(self.model.losses, id="losses", classes="pane")
+            yield PreviewPanel(id="preview", classes="pane")
+            yield MemoryPanel(id="memory", classes="pane")
+            yield ChecklistPanel(id="checklist", classes="pane")
+            yield ConfigEditor(self.config, id="config", classes="pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(PreviewPanel).show(None, self.model.class_name)
+        self._refresh_panes({STATUS, LOSSES, MEMORY, CHECKLIST})
+        self._set_active_pane(0)
+        self.focus_pane_widget(0)
+        self._attach_link(self.link)
+
+    def _attach_link(self, link: EngineLink) -> None:
+        """Listen to ``link`` (replacing any previous one) and start it."""
+        if self.bridge is not None:
+            self.bridge.detach()
+        self.link = link
+        self.bridge = EngineBridge(self, link)
+        link.start()
+
+    # -- events in ----------------------------------------------------------------------
+    @on(EventsPending)
+    def _events_pending(self, message: EventsPending) -> None:
+        if message.bridge is not self.bridge:
+            message.bridge.drain()  # a replaced engine's late events
+            return
+        events = message.bridge.drain()
+        for event in events:
+            try:
+                self._dirty |= self.model.apply(event)
+                self._react(event)
+            except Exception as error:  # noqa: BLE001 - one odd event must not take the cockpit down
+                self.log.error(f"cannot show {type(event).__name__}: {error!r}")
+        self._schedule_flush()
+
+    def _react(self, event: Event) -> None:
+        """What an event does beyond the view-model: notifications and modals."""
+        if isinstance(event, RunError):
+            if event.fatal:
+                self._show_error("The run failed", event.summary, event.traceback,
+                                 "The cockpit stays open: inspect the panes, edit the config, restart.")
+            else:
+                self._offer_recovery(event)
+        elif isinstance(event, RunFinished):
+            if event.outcome == "failed":
+                self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
+            else:
+                words = "stopped" if event.outcome == "stopped" else "finished"
+                self.notify(f"Run {words} at iteration {event.iter}. q quits.", title=f"Run {words}", timeout=8)
+        elif isinstance(event, CheckpointSaved):
+            self.notify(f"{event.path}", title=f"Checkpoint saved (it {event.iter})", timeout=4)
+        elif isinstance(event, CommandAck) and not event.ok:
+            self.notify(event.message or "refused", title=f"{event.command}: not applied", severity="warning")
+        elif isinstance(event, LRChanged) and LRSource(event.source) is not LRSource.SCHEDULE:
+            self.notify(f"LR {format_lr(event.previous)} → {format_lr(event.lr)}", title=f"LR changed ({event.source})", timeout=3)
+        elif isinstance(event, RunWarning):
+            severity = "error" if event.category == "oom_retry" else "warning"
+            self.notify(event.message, title=f"Warning (it {event.iter})", severity=severity, timeout=6)
+
+    def _schedule_flush(self) -> None:
+        if not self._dirty:
+            return
+        if self.redraw_interval <= 0:
+            self.flush()
+            return
+        if self._flush_timer is not None:
+            return
+        # Throttle: at most one redraw per interval however fast steps arrive.
+        # (Textual timers need a positive delay.)
+        delay = max(0.005, self._last_flush + self.redraw_interval - time.monotonic())
+        self._flush_timer = self.set_timer(delay, self.flush)
+
+    def flush(self) -> None:
+        """Redraw every pane whose data changed since the last redraw."""
+        self._flush_timer = None
+        self._last_flush = time.monotonic()
+        dirty, self._dirty = self._dirty, set()
+        self._refresh_panes(dirty)
+
+    def _refresh_panes(self, dirty: Iterable[str]) -> None:
+        dirty = set(dirty)
+        with self.batch_update():
+            if STATUS in dirty or CHECKLIST in dirty:
+                self.query_one(StatusBar).show_state(self.model)
+            if LOSSES in dirty:
+                self.query_one(LossPlot).show(self.model.losses, self.model.evals)
+            if MEMORY in dirty:
+                self.query_one(MemoryPanel).show_state(self.model)
+            if CHECKLIST in dirty:
+                self.query_one(ChecklistPanel).show_state(self.model)
+            if PREVIEW in dirty:
+                self.query_one(PreviewPanel).show(self.model.preview, self.model.class_name)
+
+    # -- commands out -------------------------------------------------------------------
+    def send(self, command: Command) -> bool:
+        """Send ``command`` unless the run is over (then say so)."""
+        if self.model.state.is_terminal:
+            self.notify("The run has ended; restart it from the Config pane.", title=f"{command.name}: not sent",
+                        severity="warning")
+            return False
+        self.link.send(command)
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self._MAIN_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        return True
+
+    def action_toggle_pause(self) -> None:
+        if self.model.state is RunState.PAUSED:
+            self.send(Resume())
+        else:
+            self.send(Pause())
+
+    def action_lr_up(self) -> None:
+        self.send(ScaleLR(self.lr_factor))
+
+    def action_lr_down(self) -> None:
+        self.send(ScaleLR(1.0 / self.lr_factor))
+
+    def action_set_lr(self) -> None:
+        def chosen(value: float | None) -> None:
+            if value is not None:
+                self.send(SetLR(value))
+
+        self.push_screen(SetLRScreen(self.model.lr), chosen)
+
+    def action_evaluate(self) -> None:
+        if self.send(EvaluateNow()):
+            self.notify("Evaluation queued (runs at the next iteration boundary).", timeout=3)
+
+    def action_save(self) -> None:
+        self.send(SaveCheckpoint())
+
+    def _preview_index(self) -> int:
+        return self.model.preview.index if self.model.preview is not None else 0
+
+    def action_next_preview(self) -> None:
+        self.send(RequestPreview(self._preview_index() + 1))
+
+    def action_prev_preview(self) -> None:
+        # The engine takes the index modulo the val set, so -1 wraps to the last image.
+        self.send(RequestPreview(self._preview_index() - 1))
+
+    def action_help(self) -> None:
+        keys = [
+            (binding.key_display or binding.key, binding.tooltip or binding.description)
+            for binding in self.BINDINGS
+            if isinstance(binding, Binding) and not binding.key.isdigit() and binding.key != "ctrl+q"
+        ]
+        keys.insert(-3, ("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
+        self.push_screen(HelpScreen(keys))
+
+    # -- panes --------------------------------------------------------------------------
+    def pane(self, index: int) -> Widget:
+        return self.query_one(f"#{PANES[index][0]}")
+
+    def focus_pane_widget(self, index: int) -> None:
+        pane = self.pane(index)
+        target: Widget = pane
+        if isinstance(pane, ChecklistPanel):
+            target = pane.query_one("OptionList")
+        elif isinstance(pane, ConfigEditor):
+            target = pane.query_one("TextArea")
+        target.focus()
+
+    def _pane_of(self, widget: Widget | None) -> int | None:
+        node = widget
+        while node is not None:
+            for index, (pane_id, _) in enumerate(PANES):
+                if getattr(node, "id", None) == pane_id:
+                    return index
+            node = node.parent if isinstance(node.parent, Widget) else None
+        return None
+
+    def _set_active_pane(self, index: int) -> None:
+        self._active_pane = index
+        for i in range(len(PANES)):
+            self.pane(i).set_class(i == index, "-active")
+        self.query_one(PaneTabs).show_active(index)
+
+    def on_descendant_focus(self, event) -> None:
+        index = self._pane_of(self.focused)
+        if index is not None and index != self._active_pane:
+            self._set_active_pane(index)
+
+    def action_focus_pane(self, number: int) -> None:
+        index = number - 1
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        self._set_active_pane(index)
+        self.focus_pane_widget(index)
+
+    def action_next_pane(self) -> None:
+        self.action_focus_pane((self._active_pane + 1) % len(PANES) + 1)
+
+    def action_previous_pane(self) -> None:
+        self.action_focus_pane((self._active_pane - 1) % len(PANES) + 1)
+
+    def action_maximize_pane(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        else:
+            self.screen.maximize(self.pane(self._active_pane), container=False)
+
+    # -- checklist / NaN recovery -------------------------------------------------------
+    @on(ChecklistPanel.RecoveryChosen)
+    def _recovery_chosen(self, message: ChecklistPanel.RecoveryChosen) -> None:
+        self.send(message.command)
+
+    def _offer_recovery(self, error: RunError) -> None:
+        row = self.model.checklist.get("nonfinite_loss")
+        evidence = row.evidence if row and row.flagged else ""
+        fix = row.fix if row and row.flagged else ""
+        if isinstance(self.screen, NaNScreen):
+            return
+
+        def chosen(command: Command | None) -> None:
+            if command is not None:
+                self.send(command)
+            else:
+                self.notify("Still paused. p resumes; the Checklist pane offers the recoveries.", timeout=5)
+
+        self.push_screen(NaNScreen(error.summary, evidence, fix), chosen)
+
+    def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
+        self.push_screen(ErrorScreen(title, summary, traceback, hint))
+
+    # -- config -------------------------------------------------------------------------
+    @on(ConfigEditor.PatchRequested)
+    def _patch(self, message: ConfigEditor.PatchRequested) -> None:
+        if self.send(ApplyPatch(dict(message.changes))):
+            self.config = self.config.copy_with(message.changes)
+
+    @on(ConfigEditor.RestartRequested)
+    def _restart_requested(self, message: ConfigEditor.RestartRequested) -> None:
+        if self.engine_factory is None:
+            self.notify("This cockpit was started without an engine factory; restart it from the shell.",
+                        title="Restart not available", severity="warning")
+            return
+        config = message.config
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.notify("Stopping this run (saving a checkpoint)…", title="Restarting", timeout=4)
+                self._restart(config)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Restart with the edited config?",
+                "This run stops at the next iteration boundary and saves a checkpoint; a new run "
+                "starts from that checkpoint with the edited config.",
+            ),
+            confirmed,
+        )
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="restart")
+    def _restart(self, config: Config) -> None:
+        old, bridge = self.link, self.bridge
+        if not old.state.is_terminal:
+            old.send(Stop(save=True, reason="restart"))
+        old.close(self.close_timeout)
+        checkpoint = bridge.last_checkpoint if bridge else None
+        assert self.engine_factory is not None
+        new = self.engine_factory(config, checkpoint)
+        self.call_from_thread(self._restarted, new, config)
+
+    def _restarted(self, link: EngineLink, config: Config) -> None:
+        self.config = config
+        self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
+        self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW}
+        self.query_one(ConfigEditor).set_running(config)
+        self._attach_link(link)
+        self.flush()
+        self.notify("A new run started from the last checkpoint.", title="Restarted", timeout=5)
+
+    # -- report -------------------------------------------------------------------------
+    def action_report(self) -> None:
+        self.notify("Building the report…", timeout=2)
+        self._build_report()
+
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")
+    def _build_report(self) -> None:
+        run_dir = self.link.run_dir
+        try:
+            from cockpit.report.build import build_report
+        except ImportError:
+            self.call_from_thread(
+                self.notify, "The report builder (cockpit.report.build) is not available yet.",
+                title="Report not available", severity="warning",
+            )
+            return
+        if run_dir is None:
+            self.call_from_thread(self.notify, "This run has no run folder yet.", title="No report", severity="warning")
+            return
+        try:
+            paths = build_report(run_dir)
+        except Exception as error:  # noqa: BLE001 - shown, not raised
+            self.call_from_thread(self.notify, f"{type(error).__name__}: {error}", title="Report failed",
+                                  severity="error", timeout=10)
+            return
+        where = getattr(paths, "html", paths)
+        self.call_from_thread(self.notify, f"{where}", title="Report written", timeout=10)
+
+    # -- quitting -----------------------------------------------------------------------
+    def action_quit_cockpit(self) -> None:
+        if self._quitting:
+            return
+        running = not self.model.state.is_terminal
+        detail = (
+            "Training stops at the next iteration boundary and a checkpoint is saved first."
+            if running
+            else "The run has already ended."
+        )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.shutdown()
+
+        self.push_screen(ConfirmScreen("Quit the cockpit?", detail, yes="Quit (y)", no="Stay (n)"), confirmed)
+
+    async def action_quit(self) -> None:
+        self.action_quit_cockpit()
+
+    def shutdown(self) -> None:
+        """Stop the engine (saving a checkpoint), wait for it off the UI thread, then exit."""
+        self._quitting = True
+        if not self.model.state.is_terminal:
+            self.link.send(Stop(save=True, reason="quit"))
+            self.notify("Saving a checkpoint and stopping the engine…", title="Quitting", timeout=30)
+        self._close_and_exit()
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="close")
+    def _close_and_exit(self) -> None:
+        try:
+            self.link.close(self.close_timeout)
+        finally:
+            self.call_from_thread(self.exit)
+
+    # -- worker errors ------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state is not WorkerState.ERROR or worker.group == "preview":
+            return
+        import traceback as tb
+
+        error = worker.error
+        text = "".join(tb.format_exception(error)) if isinstance(error, BaseException) else str(error)
+        if worker.name == "close":
+            self.exit()
+            return
+        self._show_error(f"{worker.name or 'background task'} failed", f"{type(error).__name__}: {error}", text)
+
+    # -- command palette ----------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding) or binding.key in ("ctrl+q",) or binding.action.startswith("focus_pane"):
+                continue
+            key = binding.key_display or binding.key.split(",")[0]
+            yield SystemCommand(
+                f"{binding.description} ({key})",
+                binding.tooltip or binding.description,
+                lambda action=binding.action: self.run_action(action),
+            )
+        for number, (_, title) in enumerate(PANES, start=1):
+            yield SystemCommand(f"Go to {title} ({number})", f"Focus the {title} pane",
+                                lambda n=number: self.action_focus_pane(n))
+
+
+def create_app(
+    link: EngineLink,
+    config: Config,
+    config_path: str | Path | None = None,
+    engine_factory: EngineFactory | None = None,
+    **options,
+) -> CockpitApp:
+    """The cockpit over ``link`` (not yet started: the app subscribes, then starts it).
+
+    ``engine_factory(config, resume_from_checkpoint)`` builds a new, unstarted link; with it,
+    the Config pane can restart the run with an edited config. ``options``: ``lr_factor``
+    (``+``/``-``, default 2), ``redraw_interval`` (seconds between redraws, default 0.2; 0
+    redraws on every batch of events, as the tests do), ``close_timeout``.
+    """
+    return CockpitApp(link, config, config_path, engine_factory, **options)

@@ -1,0 +1,53 @@
+"""The key reference (``?``)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+PANE_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("Losses", "c x o v t", "show/hide cls, box, obj, rpn, total"),
+    ("Losses", "g / m / w", "log scale / EMA smoothing / window (all, last N it)"),
+    ("Checklist", "↑ ↓", "pick a row to see evidence, cause and fix"),
+    ("Preview", "d", "GT + predictions / GT only / predictions only"),
+    ("Config", "ctrl+s", "apply the edited TOML (tab leaves the editor)"),
+    ("Modals", "y / n / esc", "confirm / cancel"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Global keys (from the app's bindings) and each pane's own keys."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close", tooltip="Close the help")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 80; max-width: 98%; height: auto; max-height: 95%; padding: 0 1;
+        border: thick $primary; background: $surface;
+    }
+    """
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        lines = [Content.styled("Everywhere", "bold $text-primary")]
+        for key, description in self.keys:
+            lines.append(Content.assemble((f"  {key:<14}", "bold"), description))
+        lines.append(Content(""))
+        lines.append(Content.styled("In a focused pane", "bold $text-primary"))
+        for pane, key, description in PANE_KEYS:
+            lines.append(Content.assemble((f"  {key:<14}", "bold"), (f"{pane:<10}", "$text-muted"), description))
+        lines.append(Content(""))
+        lines.append(Content.styled("ctrl+p opens the command palette: every action by name. esc closes this.", "$text-muted"))
+        with VerticalScroll() as box:
+            box.border_title = "cockpit keys"
+            yield Static(Content("\n").join(lines))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,140 @@
+"""The checklist pane: one row per diagnostic rule, with what to do about a flagged one.
+
+Rows read ``state  symptom  evidence``; FLAGGED rows are drawn in the theme's error
+colour. Moving the cursor onto a row shows its evidence, likely cause and fix below.
+A flagged non-finite loss also offers the engine's recoveries (rewind and skip the bad
+batch, optionally with a lower LR or gradient clipping) as buttons.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Button, OptionList, Static
+from textual.widgets.option_list import Option
+
+from cockpit.engine.commands import Command, RewindSkip
+from cockpit.ui.state import ChecklistRow, CockpitState
+
+# The recoveries offered after a NaN/Inf loss: (button label, command).
+RECOVERIES: tuple[tuple[str, str, Command], ...] = (
+    ("rewind-lr", "Rewind, LR ×0.1", RewindSkip(lr_factor=0.1)),
+    ("rewind-clip", "Rewind, clip grads 10", RewindSkip(grad_clip=10.0)),
+    ("rewind-skip", "Rewind, skip batch", RewindSkip()),
+)
+
+_BADGES = {
+    "OK": ("  OK    ", "$text-success bold"),
+    "FLAGGED": ("FLAGGED ", "$text-error bold"),
+}
+
+
+def row_prompt(row: ChecklistRow, width: int) -> Content:
+    text, style = _BADGES.get(row.status, (" --     ", "$text-muted"))
+    title = row.title
+    evidence = row.evidence.replace("\n", " ")
+    room = max(0, width - len(text) - len(title) - 3)
+    if room < 8:
+        evidence = ""
+    elif len(evidence) > room:
+        evidence = evidence[: room - 1] + "…"
+    title_style = "$text-error bold" if row.flagged else ("" if row.status == "OK" else "$text-muted")
+    return Content.assemble((text, style), (title, title_style), "  ", (evidence, "$text-muted"))
+
+
+def row_details(row: ChecklistRow) -> Content:
+    state = {"OK": ("OK", "$text-success bold"), "FLAGGED": ("FLAGGED", "$text-error bold")}.get(
+        row.status, ("not yet checked", "$text-muted")
+    )
+    lines = [
+        Content.assemble((row.title, "bold"), "  ", state, f"  (it {row.iter})" if row.iter else ""),
+        Content.assemble(("evidence  ", "$text-muted"), row.evidence or "—"),
+    ]
+    if row.flagged or row.likely_cause:
+        lines.append(Content.assemble(("cause     ", "$text-muted"), row.likely_cause or "—"))
+    if row.flagged or row.fix:
+        lines.append(Content.assemble(("fix       ", "$text-warning"), row.fix or "—"))
+    if row.status not in ("OK", "FLAGGED"):
+        when = "before training (cockpit check)" if row.stage == "preflight" else "as the run goes"
+        lines.append(Content.styled(f"Checked {when}.", "$text-muted"))
+    return Content("\n").join(lines)
+
+
+class ChecklistPanel(Vertical, can_focus=False):
+    """Rows of the debugging checklist; the highlighted row's details and recoveries below."""
+
+    ALLOW_MAXIMIZE = True
+    DEFAULT_CSS = """
+    ChecklistPanel > OptionList { height: 1fr; min-height: 4; border: none; padding: 0; }
+    ChecklistPanel > .details { height: auto; max-height: 10; padding: 0 1; background: $boost; }
+    ChecklistPanel > .recoveries { height: auto; display: none; }
+    ChecklistPanel.-nan-flagged > .recoveries { display: block; }
+    ChecklistPanel > .recoveries Button { margin: 0 1 0 0; min-width: 10; }
+    """
+
+    class RecoveryChosen(Message):
+        """The user picked a recovery for a flagged non-finite loss."""
+
+        def __init__(self, command: Command) -> None:
+            super().__init__()
+            self.command = command
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._rows: list[ChecklistRow] = []
+
+    def compose(self) -> ComposeResult:
+        yield OptionList()
+        yield Static(classes="details")
+        with Horizontal(classes="recoveries"):
+            for button_id, label, _ in RECOVERIES:
+                yield Button(label, id=button_id, variant="warning", compact=True)
+
+    def on_mount(self) -> None:
+        self.border_title = "3 Checklist"
+
+    def show_state(self, state: CockpitState) -> None:
+        self._rows = list(state.checklist.values())
+        option_list = self.query_one(OptionList)
+        width = max(20, option_list.content_region.width or self.content_region.width)
+        highlighted = option_list.highlighted
+        options = [Option(row_prompt(row, width), id=row.rule) for row in self._rows]
+        if option_list.option_count == len(options):
+            for index, option in enumerate(options):
+                option_list.replace_option_prompt_at_index(index, option.prompt)
+        else:
+            option_list.set_options(options)
+            option_list.highlighted = highlighted if highlighted is not None else 0
+        flagged = state.checklist.get("nonfinite_loss")
+        self.set_class(bool(flagged and flagged.flagged), "-nan-flagged")
+        self.set_class(bool(state.flagged_rows), "-flagged")
+        self._show_details()
+
+    def on_resize(self) -> None:
+        if self._rows:
+            option_list = self.query_one(OptionList)
+            width = max(20, option_list.content_region.width)
+            for index, row in enumerate(self._rows):
+                option_list.replace_option_prompt_at_index(index, row_prompt(row, width))
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self) -> None:
+        self._show_details()
+
+    def _show_details(self) -> None:
+        index = self.query_one(OptionList).highlighted
+        details = self.query_one(".details", Static)
+        if index is None or not (0 <= index < len(self._rows)):
+            details.update("")
+            return
+        details.update(row_details(self._rows[index]))
+
+    @on(Button.Pressed, ".recoveries Button")
+    def _recovery(self, event: Button.Pressed) -> None:
+        event.stop()
+        for button_id, _, command in RECOVERIES:
+            if event.button.id == button_id:
+                self.post_message(self.RecoveryChosen(command))

@@ -1,0 +1,162 @@
+"""The config pane: the run's TOML in an editor; Apply validates, patches or asks to restart.
+
+Apply parses the buffer with the same loader as ``cockpit run`` (``load_config_text``).
+A bad buffer lists every problem with its line and moves the cursor there; the running
+config is untouched and nothing is sent. A good one is compared with the running config
+field by field: live-safe fields (``LIVE_FIELDS``) go to the engine as one patch, any
+other change is marked "needs restart" and enables the restart action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Button, Static, TextArea
+
+from cockpit.config import LIVE_FIELDS, Config, ConfigError, dump_config, load_config_text
+
+
+def flat_fields(config: Config) -> dict[str, Any]:
+    """``{"optim.lr": 0.005, ...}`` for every field of every section."""
+    return {
+        f"{section}.{key}": value
+        for section, values in config.model_dump().items()
+        for key, value in values.items()
+    }
+
+
+def config_changes(running: Config, edited: Config) -> dict[str, Any]:
+    """Dotted fields whose value differs, with the edited value."""
+    before, after = flat_fields(running), flat_fields(edited)
+    return {key: value for key, value in after.items() if before.get(key) != value}
+
+
+class ConfigEditor(Vertical):
+    """TOML editor with Apply (ctrl+s), Revert and Restart-with-this-config."""
+
+    ALLOW_MAXIMIZE = True
+    BINDINGS = [
+        Binding("ctrl+s", "apply", "Apply config", tooltip="Validate the edited TOML and apply it", priority=True),
+    ]
+    DEFAULT_CSS = """
+    ConfigEditor > TextArea { height: 1fr; min-height: 3; }
+    ConfigEditor > .problems { height: auto; max-height: 8; padding: 0 1; }
+    ConfigEditor > .problems.-error { color: $text-error; background: $error-muted; }
+    ConfigEditor > .problems.-restart { color: $text-warning; background: $warning-muted; }
+    ConfigEditor > .problems.-ok { color: $text-success; }
+    ConfigEditor > .buttons { height: auto; }
+    ConfigEditor > .buttons Button { margin: 0 1 0 0; min-width: 8; }
+    ConfigEditor #config-restart { display: none; }
+    ConfigEditor.-needs-restart #config-restart { display: block; }
+    """
+
+    class PatchRequested(Message):
+        """Live-safe fields changed: send them to the engine."""
+
+        def __init__(self, changes: dict[str, Any]) -> None:
+            super().__init__()
+            self.changes = changes
+
+    class RestartRequested(Message):
+        """Start a new run from the last checkpoint with ``config``."""
+
+        def __init__(self, config: Config) -> None:
+            super().__init__()
+            self.config = config
+
+    def __init__(self, config: Config, text: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.running = config
+        self._initial_text = text if text is not None else dump_config(config)
+        self.pending_restart: Config | None = None
+        self.problems: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        editor = TextArea.code_editor(self._initial_text, language="toml", tab_behavior="focus", id="config-text")
+        yield editor
+        yield Static(classes="problems")
+        with Horizontal(classes="buttons"):
+            yield Button("Apply ^s", id="config-apply", variant="primary", compact=True)
+            yield Button("Revert", id="config-revert", compact=True)
+            yield Button("Restart with this config", id="config-restart", variant="warning", compact=True)
+
+    def on_mount(self) -> None:
+        self.border_title = "5 Config"
+        self._say("Edit, then Apply (ctrl+s). Live-safe fields apply at once; others need a restart.", "")
+
+    @property
+    def text(self) -> str:
+        return self.query_one(TextArea).text
+
+    def load_text(self, text: str) -> None:
+        self.query_one(TextArea).load_text(text)
+
+    def set_running(self, config: Config, text: str | None = None) -> None:
+        """The engine now runs ``config`` (after a restart): reset the buffer to it."""
+        self.running = config
+        self.pending_restart = None
+        self.set_class(False, "-needs-restart")
+        self.load_text(text if text is not None else dump_config(config))
+        self._say("Running this config.", "-ok")
+
+    def _say(self, message: Content | str, kind: str) -> None:
+        box = self.query_one(".problems", Static)
+        for css_class in ("-error", "-restart", "-ok"):
+            box.set_class(css_class == kind, css_class)
+        box.update(message)
+
+    @on(Button.Pressed, "#config-apply")
+    def action_apply(self) -> None:
+        """Validate the buffer; on success patch live fields and mark the rest."""
+        text = self.text
+        try:
+            edited = load_config_text(text, base_dir=self.running.base_dir, source="config")
+        except ConfigError as error:
+            self.problems = [str(problem) for problem in error.problems]
+            lines = [p.line for p in error.problems if p.line]
+            message = Content("\n").join(
+                [Content.styled(f"Not applied: {len(error.problems)} problem(s); the run is unchanged.", "bold")]
+                + [Content(str(problem)) for problem in error.problems]
+            )
+            self._say(message, "-error")
+            if lines:
+                editor = self.query_one(TextArea)
+                editor.cursor_location = (lines[0] - 1, 0)
+                editor.select_line(lines[0] - 1)
+            return
+        self.problems = []
+        changes = config_changes(self.running, edited)
+        live = {key: value for key, value in changes.items() if key in LIVE_FIELDS}
+        restart = sorted(key for key in changes if key not in LIVE_FIELDS)
+        if live:
+            self.post_message(self.PatchRequested(live))
+            self.running = self.running.copy_with(live)
+        self.pending_restart = edited if restart else None
+        self.set_class(bool(restart), "-needs-restart")
+        if restart:
+            parts = [f"needs restart: {', '.join(restart)}"]
+            if live:
+                parts.insert(0, f"applied live: {', '.join(sorted(live))}")
+            self._say("\n".join(parts) + "\n(Restart starts a new run from the last checkpoint.)", "-restart")
+        elif live:
+            self._say(f"applied live: {', '.join(f'{k} = {v!r}' for k, v in sorted(live.items()))}", "-ok")
+        else:
+            self._say("No changes from the running config.", "-ok")
+
+    @on(Button.Pressed, "#config-revert")
+    def action_revert(self) -> None:
+        self.load_text(dump_config(self.running))
+        self.pending_restart = None
+        self.set_class(False, "-needs-restart")
+        self._say("Reverted to the running config.", "")
+
+    @on(Button.Pressed, "#config-restart")
+    def action_restart(self) -> None:
+        if self.pending_restart is not None:
+            self.post_message(self.RestartRequested(self.pending_restart))

@@ -1,0 +1,85 @@
+"""The one-line run summary at the top: state in words and colour, progress, speed, LR."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from cockpit.engine.events import RunState
+from cockpit.ui.state import CockpitState, format_duration
+
+_STATE_CLASSES = {
+    RunState.IDLE: "-idle",
+    RunState.RUNNING: "-running",
+    RunState.PAUSED: "-paused",
+    RunState.STOPPING: "-stopping",
+    RunState.FINISHED: "-finished",
+    RunState.FAILED: "-failed",
+}
+_ICONS = {
+    RunState.IDLE: "…",
+    RunState.RUNNING: "▶",
+    RunState.PAUSED: "⏸",
+    RunState.STOPPING: "■",
+    RunState.FINISHED: "✔",
+    RunState.FAILED: "✖",
+}
+
+
+def format_lr(lr: float | None) -> str:
+    return "--" if lr is None else f"{lr:.3g}" if lr >= 1e-3 else f"{lr:.2e}"
+
+
+class StatusBar(Static):
+    """Run name, state, epoch/iteration, it/s, ETA, LR and device; state is a CSS class."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: auto;
+        padding: 0 1;
+        background: $panel;
+        color: $foreground;
+    }
+    StatusBar .state { text-style: bold; }
+    """
+
+    def show_state(self, state: CockpitState) -> None:
+        for run_state, css_class in _STATE_CLASSES.items():
+            self.set_class(state.state is run_state, css_class)
+        self.update(self.render_state(state))
+
+    @staticmethod
+    def render_state(state: CockpitState) -> Content:
+        colour = {
+            RunState.RUNNING: "$text-success",
+            RunState.PAUSED: "$text-warning",
+            RunState.STOPPING: "$text-warning",
+            RunState.FINISHED: "$text-primary",
+            RunState.FAILED: "$text-error",
+        }.get(state.state, "$text-muted")
+        label = state.state.value
+        if state.state is RunState.FINISHED and state.outcome == "stopped":
+            label = "STOPPED"
+        epoch = f"ep {state.epoch}"
+        if state.total_iters and state.iters_per_epoch:
+            epochs = max(1, -(-state.total_iters // state.iters_per_epoch))
+            epoch = f"ep {state.epoch}/{epochs}"
+        iters = f"it {state.iter}" + (f"/{state.total_iters}" if state.total_iters else "")
+        speed = f"{state.its:.2f} it/s" if state.its else "-- it/s"
+        device = state.device or "?"
+        if state.gpu_name:
+            device = f"{device} ({state.gpu_name})"
+        parts = [
+            Content.styled(f"{_ICONS[state.state]} {label}", f"{colour} bold"),
+            Content.styled(state.run_name or "run", "bold"),
+            Content(epoch),
+            Content(iters),
+            Content(speed),
+            Content.assemble("ETA ", (format_duration(state.eta_seconds), "bold")),
+            Content.assemble("lr ", (format_lr(state.lr), "bold")),
+            Content(device),
+        ]
+        flagged = len(state.flagged_rows)
+        if flagged:
+            parts.append(Content.styled(f"⚑ {flagged} flagged", "$text-error bold"))
+        return Content("  ").join(parts)
