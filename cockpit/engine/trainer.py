@@ -606,14 +606,24 @@ class Trainer:
             except queue.Empty:
                 return
             if isinstance(command, Stop):
-                if self._stop is None:
-                    self._stop = command
-                continue
+                # Stop jumps the queue: what was sent before it is refused, not applied.
+                self._stop = self._stop or command
+                self._refuse_pending()
+                return
             try:
                 message = self._apply(command)
                 self.publish(CommandAck(command=command.name, iter=self.iteration, ok=message is None or message == "", message=message or ""))
             except Exception as error:  # noqa: BLE001 - a bad command is refused, not fatal
                 self.publish(CommandAck(command=command.name, iter=self.iteration, ok=False, message=f"{type(error).__name__}: {error}"))
+
+    def _refuse_pending(self) -> None:
+        while True:
+            try:
+                _, _, command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not isinstance(command, Stop):
+                self.publish(CommandAck(command=command.name, iter=self.iteration, ok=False, message="the run is stopping"))
 
     def _apply(self, command: Command) -> str | None:
         """Apply one command; returns a refusal message, or None when applied."""

@@ -1,0 +1,34 @@
+"""Test helpers: collect events, wait for them without sleeping blindly."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from cockpit.engine.events import Event
+
+TIMEOUT = 120.0
+
+
+class Recorder:
+    """A listener that keeps every event and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def of(self, kind: type) -> list:
+        with self._cond:
+            return [e for e in self.events if isinstance(e, kind)]
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = TIMEOUT) -> Event:
+        with self._cond:
+            found = self._cond.wait_for(lambda: next((e for e in self.events if predicate(e)), None), timeout)
+        if found is None:
+            raise AssertionError(f"event not seen within {timeout}s; got {[type(e).__name__ for e in self.events]}")
+        return found
