@@ -1,0 +1,67 @@
+"""``metrics.csv``: the training records of ``metrics.jsonl`` as one spreadsheet table.
+
+Columns: ``iter``, ``epoch``, ``lr``, the total and the four loss terms always (empty
+where a record lacks them, so a spreadsheet formula can rely on them), then every other
+scalar key in the order first seen. Evaluation records are flattened into ``eval_<name>``
+columns on their own rows (``kind = eval``), so AP lines up with the iteration.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from cockpit.report.rundir import COCO_KEYS, LOSS_KEYS, RunDir
+
+LEADING_COLUMNS = ("kind", "iter", "epoch", "lr", *LOSS_KEYS)
+
+
+def metrics_rows(run: RunDir) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows) for metrics.csv, train and eval records merged in iteration order."""
+    columns = list(LEADING_COLUMNS)
+    seen = set(columns)
+    rows: list[dict[str, Any]] = []
+    for record in run.train:
+        new_keys = record.keys() - seen
+        if new_keys:
+            # Keep first-seen order; nested values (dicts, lists) are not spreadsheet cells.
+            for key in record:
+                if key in new_keys:
+                    seen.add(key)
+                    if not isinstance(record[key], (dict, list)):
+                        columns.append(key)
+        if "kind" not in record:
+            record = {"kind": "train", **record}
+        rows.append(record)
+    eval_columns = [f"eval_{k}" for k in COCO_KEYS]
+    if run.evals:
+        for record in run.evals:
+            row = {"kind": "eval", "iter": record.get("iter"), "epoch": record.get("epoch"), "timestamp": record.get("timestamp")}
+            for key in COCO_KEYS:
+                row[f"eval_{key}"] = record["eval"].get(key)
+            rows.append(row)
+        columns += [c for c in eval_columns if c not in seen]
+        if "timestamp" not in seen:
+            columns.append("timestamp")
+
+    def order(row: dict[str, Any]) -> tuple[float, int]:
+        it = row.get("iter")
+        number = float(it) if isinstance(it, (int, float)) else math.inf
+        return (number, 1 if row["kind"] == "eval" else 0)
+
+    rows.sort(key=order)  # stable: train records keep file order within an iteration
+    return columns, rows
+
+
+def write_metrics_csv(run: RunDir, path: Path) -> Path:
+    """Write metrics.csv (header only when there are no records)."""
+    columns, rows = metrics_rows(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        # csv writes None as an empty cell and NaN as "nan" (kept visible on purpose).
+        writer.writerows([row.get(c) for c in columns] for row in rows)
+    return path

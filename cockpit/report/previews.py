@@ -1,0 +1,263 @@
+"""A few val images with ground truth (green) and predicted (red) boxes, as PNG bytes.
+
+Taken from the engine's ``previews/val-<index>.png`` + ``.json`` when present; otherwise
+drawn from the last (or best) COCO results file in ``predictions/`` on the val images
+named by the val annotation file. Drawing uses Pillow only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from cockpit.report.rundir import RunDir, finite
+
+GT_COLOR = (20, 170, 60)
+PRED_COLOR = (220, 40, 40)
+PREVIEW_SIDE = 520
+"""Previews are scaled to this many pixels on their long side (keeps report.html small)."""
+
+
+@dataclass(frozen=True)
+class PreviewImage:
+    """One drawn preview for the report."""
+
+    title: str
+    png: bytes
+    caption: str
+
+
+def _label_name(label: Any, names: Sequence[str] | dict[int, str]) -> str:
+    if isinstance(names, dict):
+        return str(names.get(int(label), label)) if isinstance(label, (int, float)) else str(label)
+    if not isinstance(label, (int, float)) or not names:
+        return str(label)
+    label = int(label)
+    # Label ids count background as 0; a class list may or may not include it.
+    if names[0].lower() in ("__background__", "background"):
+        return names[label] if 0 <= label < len(names) else str(label)
+    return names[label - 1] if 1 <= label <= len(names) else str(label)
+
+
+def _valid_box(box: Any) -> list[float] | None:
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return None
+    values = [finite(v) for v in box]
+    if any(v is None for v in values):
+        return None
+    return values  # type: ignore[return-value]
+
+
+def _label(draw: Any, corner: tuple[float, float], text: str, color: tuple[int, int, int], font: Any) -> None:
+    """White text on a box-coloured tag ending at ``corner``'s y: readable on any image.
+
+    Predictions get the tag above their top edge, GT inside its bottom edge, so the two
+    rarely cover each other when a prediction matches its GT box."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 6, bottom - top + 4
+    x = corner[0]
+    y = max(0.0, corner[1] - h)
+    draw.rectangle([x, y, x + w, y + h], fill=color)
+    draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255), font=font)
+
+
+def draw_boxes(
+    image: Any,
+    gt_boxes: Sequence[Any],
+    gt_labels: Sequence[Any],
+    boxes: Sequence[Any],
+    labels: Sequence[Any],
+    scores: Sequence[Any],
+    names: Sequence[str] | dict[int, str],
+    score_thresh: float,
+) -> tuple[bytes, str]:
+    """Draw xyxy boxes on a PIL image (GT green, predictions >= ``score_thresh`` red)."""
+    from PIL import ImageDraw, ImageFont
+
+    image = image.convert("RGB")
+    # Shrink big images (report size); enlarge small ones (up to 4x) so boxes and labels
+    # stay legible -- the synthetic sample images are only a couple of hundred pixels.
+    scale = min(4.0, PREVIEW_SIDE / max(image.size))
+    if scale != 1.0:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(max(image.size) / 250))
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
+        font = ImageFont.load_default()
+    shown_gt = 0
+    for box, label in zip(gt_boxes, list(gt_labels) + [None] * len(gt_boxes)):
+        box = _valid_box(box)
+        if box is None:
+            continue
+        x1, y1, x2, y2 = (v * scale for v in box)
+        draw.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=GT_COLOR, width=width)
+        if label is not None:
+            _label(draw, (min(x1, x2), max(y1, y2)), _label_name(label, names), GT_COLOR, font)
+        shown_gt += 1
+    shown_pred = 0
+    below = 0
+    for box, label, score in zip(boxes, labels, scores):
+        box, score_f = _valid_box(box), finite(score)
+        if box is None:
+            continue
+        if score_f is not None and score_f < score_thresh:
+            below += 1
+            continue
+        x1, y1, x2, y2 = (v * scale for v in box)
+        left, top = min(x1, x2), min(y1, y2)
+        draw.rectangle([left, top, max(x1, x2), max(y1, y2)], outline=PRED_COLOR, width=width)
+        text = _label_name(label, names) + (f" {score_f:.2f}" if score_f is not None else "")
+        _label(draw, (left, top), text, PRED_COLOR, font)
+        shown_pred += 1
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    caption = f"{shown_gt} ground-truth box(es) in green; {shown_pred} prediction(s) with score >= {score_thresh:g} in red"
+    if below:
+        caption += f" ({below} lower-scored not drawn)"
+    return buffer.getvalue(), caption
+
+
+def _score_thresh(run: RunDir) -> float:
+    config = run.config
+    try:
+        return float(config.eval.score_thresh) if config is not None else 0.5
+    except (AttributeError, TypeError, ValueError):
+        return 0.5
+
+
+def _from_engine_previews(run: RunDir, limit: int) -> list[PreviewImage]:
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    thresh = _score_thresh(run)
+    default_names = list(run.config.data.classes) if run.config is not None else []
+    for preview in run.previews[:limit]:
+        data = preview.data
+        try:
+            with Image.open(preview.png) as image:
+                image.load()
+                png, caption = draw_boxes(
+                    image,
+                    data.get("gt_boxes") or [],
+                    data.get("gt_labels") or [],
+                    data.get("boxes") or [],
+                    data.get("labels") or [],
+                    data.get("scores") or [],
+                    data.get("classes") or default_names,
+                    thresh,
+                )
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue
+        path = data.get("image_path") or preview.png.name
+        out.append(PreviewImage(f"val image {preview.index}: {path}", png, caption))
+    return out
+
+
+def _candidate_paths(run: RunDir, value: str) -> list[Path]:
+    """Where a relative path from the config may live (it was relative to the config file)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return [path]
+    bases = [run.path]
+    config = run.config
+    output_dir = Path(config.run.output_dir) if config is not None else Path("runs")
+    if not output_dir.is_absolute():
+        # run dir = <config dir>/<output_dir>/<name>-<timestamp>
+        depth = len(output_dir.parts) + 1
+        if depth <= len(run.path.parents):
+            bases.append(run.path.parents[depth - 1])
+    bases.append(Path.cwd())
+    return [base / path for base in bases]
+
+
+def _first_existing(paths: list[Path]) -> Path | None:
+    return next((p for p in paths if p.exists()), None)
+
+
+def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]:
+    from PIL import Image, UnidentifiedImageError
+
+    if not run.predictions:
+        return [], "no previews/ and no predictions/ in the run directory"
+    config = run.config
+    if config is None or config.data.format != "coco" or not config.data.val:
+        return [], "predictions exist, but drawing them needs the COCO val annotation file named in the config"
+    from cockpit.report.analysis import best_eval
+
+    best = best_eval(run)
+    chosen = run.predictions[-1]
+    if best is not None and isinstance(best.get("iter"), int):
+        named = run.path / "predictions" / f"eval-iter{best['iter']:06d}.json"
+        if named.is_file():
+            chosen = named
+    ann_path = _first_existing(_candidate_paths(run, config.data.val))
+    if ann_path is None:
+        return [], f"the val annotation file {config.data.val} was not found"
+    try:
+        coco = json.loads(ann_path.read_text(encoding="utf-8"))
+        results = json.loads(chosen.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return [], f"cannot read predictions or annotations ({error})"
+    if not isinstance(coco, dict) or not isinstance(results, list):
+        return [], "predictions or annotations are not in COCO format"
+    image_dir = ann_path.parent
+    if config.data.val_images:
+        found = _first_existing(_candidate_paths(run, config.data.val_images))
+        image_dir = found or image_dir
+    names = {int(c["id"]): str(c.get("name", c["id"])) for c in coco.get("categories", []) if "id" in c}
+    gt: dict[Any, list[dict]] = {}
+    for ann in coco.get("annotations", []):
+        gt.setdefault(ann.get("image_id"), []).append(ann)
+    preds: dict[Any, list[dict]] = {}
+    for det in results:
+        if isinstance(det, dict):
+            preds.setdefault(det.get("image_id"), []).append(det)
+
+    def xyxy(bbox: Any) -> list[float] | None:
+        box = _valid_box(bbox)
+        return None if box is None else [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+
+    out = []
+    thresh = _score_thresh(run)
+    for info in coco.get("images", []):
+        if len(out) >= limit:
+            break
+        image_id = info.get("id")
+        if image_id not in gt and image_id not in preds:
+            continue
+        file = image_dir / str(info.get("file_name", ""))
+        try:
+            with Image.open(file) as image:
+                image.load()
+                g, p = gt.get(image_id, []), preds.get(image_id, [])
+                png, caption = draw_boxes(
+                    image,
+                    [xyxy(a.get("bbox")) for a in g],
+                    [a.get("category_id") for a in g],
+                    [xyxy(d.get("bbox")) for d in p],
+                    [d.get("category_id") for d in p],
+                    [d.get("score") for d in p],
+                    names,
+                    thresh,
+                )
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue
+        out.append(PreviewImage(f"val image {image_id}: {info.get('file_name', '')}", png, caption))
+    note = f"drawn from predictions/{chosen.name} on the val images of {ann_path.name}"
+    if not out:
+        note = f"the val images named in {ann_path.name} could not be opened under {image_dir}"
+    return out, note
+
+
+def preview_images(run: RunDir, limit: int = 4) -> tuple[list[PreviewImage], str]:
+    """Up to ``limit`` drawn previews, and a sentence saying where they come from (or why none)."""
+    if run.previews:
+        images = _from_engine_previews(run, limit)
+        if images:
+            return images, "from previews/ (the engine's preview predictions)"
+    return _from_predictions(run, limit)
