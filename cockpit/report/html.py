@@ -22,8 +22,9 @@ body { margin: 0; color: var(--fg); background: #ffffff;
 header { padding: 20px 32px 12px; border-bottom: 3px solid var(--accent); }
 header h1 { margin: 0 0 4px; font-size: 22px; }
 header p { margin: 0; color: var(--muted); font-size: 12px; word-break: break-all; }
-nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 13px; }
-nav a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
+nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 13px;
+      display: flex; flex-wrap: wrap; gap: 4px 14px; }
+nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 main { padding: 0 32px 40px; max-width: 1200px; }
 section { margin-top: 28px; }
 h2 { font-size: 18px; border-bottom: 1px solid var(--line); padding-bottom: 4px; margin: 0 0 12px; }
