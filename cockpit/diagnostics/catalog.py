@@ -32,6 +32,7 @@ LIVE_RULES: tuple[RuleInfo, ...] = (
 )
 
 PREFLIGHT_RULES: tuple[RuleInfo, ...] = (
+    RuleInfo("dataset_load", "Dataset opens", "preflight"),
     RuleInfo("degenerate_boxes", "Degenerate boxes (x2<=x1 or y2<=y1)", "preflight"),
     RuleInfo("boxes_outside_image", "Boxes outside the image", "preflight"),
     RuleInfo("normalized_coords", "Normalized coordinates (boxes in the corner)", "preflight"),
@@ -42,6 +43,7 @@ PREFLIGHT_RULES: tuple[RuleInfo, ...] = (
     RuleInfo("target_dtype", "Target dtypes / shapes", "preflight"),
     RuleInfo("image_range", "Images not float in [0, 1]", "preflight"),
     RuleInfo("unreadable_images", "Unreadable or missing images", "preflight"),
+    RuleInfo("image_size_mismatch", "Image size differs from the annotation", "preflight"),
     RuleInfo("duplicate_image_ids", "Duplicate image ids", "preflight"),
     RuleInfo("empty_images", "Images without objects", "preflight"),
     RuleInfo("anchor_coverage", "Objects the anchors cannot match", "preflight"),
