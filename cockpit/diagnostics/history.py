@@ -85,6 +85,12 @@ class EvalFacts:
     """Counts in :data:`SCORE_BIN_EDGES` bins of every raw detection score."""
     images_without_detections: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    edges: list[float] | None = None
+    """Bin edges of ``histogram`` when not :data:`SCORE_BIN_EDGES` (a histogram handed over ready-made)."""
+
+    @property
+    def bin_edges(self) -> list[float]:
+        return list(self.edges) if self.edges is not None else list(SCORE_BIN_EDGES)
 
     @classmethod
     def from_scores(

@@ -105,12 +105,12 @@ class DiagnosticsHook(Hook):
         ``probe`` (True when this was an eval-mode probe rather than a full evaluation)."""
         self._trainer = trainer
         extra = extra or {}
-        scores = extra.get("raw_scores") or []
+        scores = extra.get("raw_scores")
         thresh = float(_cfg(self._config_now(), "eval.score_thresh", 0.5))
-        if scores or result.num_images == 0:
+        if scores is not None or result.num_images == 0:
             facts = EvalFacts.from_scores(
                 result.iter,
-                scores,
+                scores or [],
                 num_images=result.num_images,
                 score_thresh=thresh,
                 images_without_detections=result.images_without_detections,
@@ -127,6 +127,8 @@ class DiagnosticsHook(Hook):
                 max_score=math.nan,
                 score_thresh=thresh,
                 histogram=list(result.score_histogram),
+                edges=[i / len(result.score_histogram) for i in range(len(result.score_histogram) + 1)]
+                if result.score_histogram else None,
                 images_without_detections=result.images_without_detections,
                 metrics=dict(result.metrics),
             )

@@ -211,12 +211,15 @@ def flat_loss(history: MetricHistory, t: Thresholds = DEFAULT_THRESHOLDS) -> Ver
         with_boxes = box[~(gt == 0)]
         recent = with_boxes[-t.no_fg_window :]
         if recent.size >= t.no_fg_window and float(np.max(np.abs(recent))) < t.no_fg_eps:
-            trend = f"total loss {_fmt(history.initial_loss)} -> {_fmt(history.recent_loss())}"
+            trend = (
+                f"; total loss {_fmt(history.initial_loss)} -> {_fmt(history.recent_loss())}"
+                if history.steps >= 2 * history.INITIAL_WINDOW else ""
+            )
             return _flag(
                 rule,
                 Severity.ERROR,
                 f"loss_box_reg < {t.no_fg_eps:g} on the last {recent.size} batches with boxes "
-                f"(up to iteration {history.last_iter}); {trend}",
+                f"(up to iteration {history.last_iter}){trend}",
                 "no foreground matched: all labels 0 (background)? classes/num_classes wrong? "
                 "boxes in the wrong format?",
                 "labels must be 1..K (0 is background; your first class must be 1) and boxes xyxy "
@@ -392,7 +395,7 @@ def histogram_text(counts: Sequence[int], edges: Sequence[float] = SCORE_BIN_EDG
 
 def _score_data(facts: EvalFacts) -> dict[str, Any]:
     return {
-        "score_histogram": {"edges": list(SCORE_BIN_EDGES), "counts": list(facts.histogram)},
+        "score_histogram": {"edges": facts.bin_edges, "counts": list(facts.histogram)},
         "score_thresh": facts.score_thresh,
         "max_score": facts.max_score if math.isfinite(facts.max_score) else None,
         "num_scores": facts.num_scores,
@@ -423,7 +426,7 @@ def no_val_detections(
     trained, desc = _trained(history, t)
     if not trained:
         return _ok(rule, f"no detections yet, but the model is not trained yet ({desc})")
-    hist = histogram_text(facts.histogram)
+    hist = histogram_text(facts.histogram, facts.bin_edges)
     if facts.num_scores:
         known = math.isfinite(facts.max_score)
         cause = (
@@ -471,7 +474,7 @@ def eval_probe(history: MetricHistory, t: Thresholds = DEFAULT_THRESHOLDS) -> Ve
         rule,
         Severity.WARNING,
         f"0 detections >= {latest.score_thresh:g} on {latest.num_images} probe images in the "
-        f"last {len(last)} probes (iteration {latest.iter}; {desc}); scores: {histogram_text(latest.histogram)}",
+        f"last {len(last)} probes (iteration {latest.iter}; {desc}); scores: {histogram_text(latest.histogram, latest.bin_edges)}",
         "scores stay below eval.score_thresh" if latest.num_scores else "the model predicts only background",
         "lower eval.score_thresh if the scores sit just below it; otherwise check the labels (`cockpit check`)",
         **_score_data(latest),

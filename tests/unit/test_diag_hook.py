@@ -156,3 +156,24 @@ def test_hook_works_with_a_minimal_trainer():
     hook.before_train(trainer)
     run(hook, trainer, range(1, 21))
     assert trainer.events
+
+
+def test_after_eval_without_raw_scores_uses_the_event_histogram():
+    trainer, hook = FakeTrainer(), DiagnosticsHook()
+    hook.before_train(trainer)
+    run(hook, trainer, range(1, 201))
+    result = EvalResult(iter=200, epoch=2, metrics={}, per_class={}, num_images=5, detections_per_image=0.0,
+                        score_histogram=[4, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    hook.after_eval(trainer, result, {})
+    (event,) = trainer.flags("no_val_detections")
+    hist = event.data["score_histogram"]
+    assert event.status == "FLAGGED" and len(hist["edges"]) == 11 and hist["counts"][0] == 4
+
+
+def test_on_probe_consecutive_empty_probes():
+    trainer, hook = FakeTrainer(), DiagnosticsHook()
+    hook.before_train(trainer)
+    run(hook, trainer, range(1, 201))
+    hook.on_probe({"iter": 200, "num_images": 4, "scores": [0.1]})
+    hook.on_probe({"iter": 250, "num_images": 4, "scores": [0.2]})
+    assert [e.status for e in trainer.flags("eval_probe")] == ["OK", "FLAGGED"]
