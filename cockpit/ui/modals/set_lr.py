@@ -52,7 +52,7 @@ class SetLRScreen(ModalScreen["float | None"]):
     def _submitted(self, event: Input.Submitted) -> None:
         value = parse_lr(event.value)
         if value is None:
-            self.query_one(".error", Static).update(f"Not a positive number: {event.value!r}")
+            self.query_one(".error", Static).content = f"Not a positive number: {event.value!r}"
             return
         self.dismiss(value)
 

@@ -68,7 +68,9 @@ class ChecklistPanel(Vertical, can_focus=False):
 
     ALLOW_MAXIMIZE = True
     DEFAULT_CSS = """
-    ChecklistPanel > OptionList { height: 1fr; min-height: 4; border: none; padding: 0; }
+    ChecklistPanel > OptionList, ChecklistPanel > OptionList:focus {
+        height: 1fr; min-height: 4; border: none; padding: 0; background: transparent;
+    }
     ChecklistPanel > .details { height: auto; max-height: 10; padding: 0 1; background: $boost; }
     ChecklistPanel > .recoveries { height: auto; display: none; }
     ChecklistPanel.-nan-flagged > .recoveries { display: block; }
@@ -99,7 +101,7 @@ class ChecklistPanel(Vertical, can_focus=False):
     def show_state(self, state: CockpitState) -> None:
         self._rows = list(state.checklist.values())
         option_list = self.query_one(OptionList)
-        width = max(20, option_list.content_region.width or self.content_region.width)
+        width = max(20, option_list.scrollable_content_region.width or self.content_region.width)
         highlighted = option_list.highlighted
         options = [Option(row_prompt(row, width), id=row.rule) for row in self._rows]
         if option_list.option_count == len(options):
@@ -114,11 +116,14 @@ class ChecklistPanel(Vertical, can_focus=False):
         self._show_details()
 
     def on_resize(self) -> None:
-        if self._rows:
-            option_list = self.query_one(OptionList)
-            width = max(20, option_list.content_region.width)
-            for index, row in enumerate(self._rows):
-                option_list.replace_option_prompt_at_index(index, row_prompt(row, width))
+        # The list's own size settles after ours: re-fit the rows once it has.
+        self.call_after_refresh(self._refit_rows)
+
+    def _refit_rows(self) -> None:
+        option_list = self.query_one(OptionList)
+        width = max(20, option_list.scrollable_content_region.width)
+        for index, row in enumerate(self._rows):
+            option_list.replace_option_prompt_at_index(index, row_prompt(row, width))
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self) -> None:
@@ -128,9 +133,9 @@ class ChecklistPanel(Vertical, can_focus=False):
         index = self.query_one(OptionList).highlighted
         details = self.query_one(".details", Static)
         if index is None or not (0 <= index < len(self._rows)):
-            details.update("")
+            details.content = ""
             return
-        details.update(row_details(self._rows[index]))
+        details.content = row_details(self._rows[index])
 
     @on(Button.Pressed, ".recoveries Button")
     def _recovery(self, event: Button.Pressed) -> None:

@@ -45,7 +45,7 @@ class ConfigEditor(Vertical):
         Binding("ctrl+s", "apply", "Apply config", tooltip="Validate the edited TOML and apply it", priority=True),
     ]
     DEFAULT_CSS = """
-    ConfigEditor > TextArea { height: 1fr; min-height: 3; }
+    ConfigEditor > TextArea, ConfigEditor > TextArea:focus { height: 1fr; min-height: 3; border: none; padding: 0; }
     ConfigEditor > .problems { height: auto; max-height: 8; padding: 0 1; }
     ConfigEditor > .problems.-error { color: $text-error; background: $error-muted; }
     ConfigEditor > .problems.-restart { color: $text-warning; background: $warning-muted; }
@@ -109,7 +109,7 @@ class ConfigEditor(Vertical):
         box = self.query_one(".problems", Static)
         for css_class in ("-error", "-restart", "-ok"):
             box.set_class(css_class == kind, css_class)
-        box.update(message)
+        box.content = message
 
     @on(Button.Pressed, "#config-apply")
     def action_apply(self) -> None:

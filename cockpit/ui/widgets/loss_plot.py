@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from cockpit.ui.state import SERIES, SHORT_NAMES, SMOOTHING, TOTAL, WINDOWS, LossHistory
+from cockpit.ui.state import SERIES, SHORT_NAMES, SMOOTHING, WINDOWS, LossHistory
 
 # One key and one colour per series. Plotext colours are the 16 ANSI ones (and "default",
 # the terminal's own foreground), which every terminal maps to something readable on its
@@ -47,15 +47,26 @@ AP_COLOUR, AP_STYLE = "orange", "ansi_yellow"
 
 
 class _Chart(PlotextPlot):
-    """The plotext canvas; everything it draws comes from its parent's settings."""
+    """The plotext canvas; everything it draws comes from its parent's settings.
+
+    Building a plotext figure costs tens of milliseconds, so the result is kept until the
+    data, the settings, the size or the theme change (a focus change or a notification
+    repaints the pane without rebuilding it).
+    """
 
     def __init__(self, owner: "LossPlot", **kwargs) -> None:
         super().__init__(**kwargs)
         self._owner = owner
+        self._cache: tuple[tuple, object] | None = None
 
     def render(self):
+        key = (self._owner.version, self.size.width, self.size.height, self.app.theme)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
         self._owner.draw(self.plt, self.size.width, self.size.height)
-        return super().render()
+        rendered = super().render()
+        self._cache = (key, rendered)
+        return rendered
 
 
 class LossPlot(Vertical, can_focus=True):
@@ -86,6 +97,8 @@ class LossPlot(Vertical, can_focus=True):
         super().__init__(**kwargs)
         self.history = history or LossHistory()
         self.evals: list[tuple[int, float]] = []
+        self.version = 0
+        """Bumped whenever what the chart shows changes (its render cache key)."""
 
     def compose(self) -> ComposeResult:
         yield Static(classes="legend")
@@ -102,9 +115,10 @@ class LossPlot(Vertical, can_focus=True):
         self.redraw()
 
     def redraw(self) -> None:
+        self.version += 1
         if not self.is_mounted:
             return
-        self.query_one(".legend", Static).update(self.legend())
+        self.query_one(".legend", Static).content = self.legend()
         self.query_one(_Chart).refresh()
 
     def watch_hidden(self) -> None:
@@ -146,15 +160,16 @@ class LossPlot(Vertical, can_focus=True):
                 parts.append(
                     Content.assemble((f"{key} ", "$text-muted"), ("● " + SHORT_NAMES[name], LEGEND_STYLES[name]), f" {number}")
                 )
+        extras: list[Content] = []
         if self.evals:
-            parts.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f}"))
-        settings = [
-            "log" if self.log_scale else "linear",
-            f"ema {self.smoothing:g}" if self.smoothing else "raw",
-            f"last {self.window} it" if self.window else "all",
-        ]
-        parts.append(Content.styled(f"[g] {settings[0]} [m] {settings[1]} [w] {settings[2]}", "$text-muted"))
-        return Content("  ").join(parts)
+            extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
+        extras.append(Content.styled(
+            f"g {'log' if self.log_scale else 'linear'}  "
+            f"m {f'ema {self.smoothing:g}' if self.smoothing else 'raw'}  "
+            f"w {f'last {self.window} it' if self.window else 'all'}",
+            "$text-muted",
+        ))
+        return Content("\n").join([Content("  ").join(parts), Content("  ").join(extras)])
 
     def draw(self, plt, width: int, height: int) -> None:
         """Rebuild the plotext figure for a ``width`` x ``height`` canvas."""
@@ -169,8 +184,8 @@ class LossPlot(Vertical, can_focus=True):
         # Leave room for the y-axis labels; one bucket per remaining column.
         columns = max(8, width - 12)
         view = self.history.view(columns, self.window, self.smoothing, names)
-        lowest = math.inf
-        highest = -math.inf
+        lowest = first_x = math.inf
+        highest = last_x = -math.inf
         for name in names:
             xs, ys = view.get(name, ([], []))
             if self.log_scale:
@@ -179,23 +194,22 @@ class LossPlot(Vertical, can_focus=True):
             if not xs:
                 continue
             lowest, highest = min(lowest, min(ys)), max(highest, max(ys))
+            first_x, last_x = min(first_x, xs[0]), max(last_x, xs[-1])
             plt.plot(xs, ys, color=PLOT_COLOURS[name], marker="braille")
+        if math.isfinite(first_x):
+            # Iterations are whole numbers: tick them as such (plotext would print 28.5).
+            ticks = _int_ticks(first_x, last_x, max(2, columns // 16))
+            plt.xticks(ticks, [str(t) for t in ticks])
         if self.log_scale and math.isfinite(lowest):
             ticks = _log_ticks(lowest, highest)
             plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
         evals = self.evals
-        if self.window and evals and len(self.history):
-            start = (view.get(TOTAL) or ([0], []))[0]
-            first = start[0] if start else 0
-            evals = [(x, y) for x, y in evals if x >= first]
+        if self.window and math.isfinite(first_x):
+            evals = [(x, y) for x, y in evals if x >= first_x]
         if evals:
-            plt.plot(
-                [x for x, _ in evals],
-                [y for _, y in evals],
-                color=AP_COLOUR,
-                marker="◆",
-                yside="right",
-            )
+            # AP50 on its own axis, on a fixed 0..1 scale so progress reads at a glance.
+            plt.scatter([x for x, _ in evals], [y for _, y in evals], color=AP_COLOUR, marker="◆", yside="right")
+            plt.ylim(0, 1, yside="right")
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
@@ -211,3 +225,17 @@ def _log_ticks(low: float, high: float) -> list[float]:
     if len(ticks) < 2:
         ticks = [low, high]
     return ticks
+
+
+def _int_ticks(low: float, high: float, count: int) -> list[int]:
+    """About ``count`` round integer ticks covering [low, high]."""
+    low, high = int(math.floor(low)), int(math.ceil(high))
+    if high <= low:
+        return [low]
+    raw = (high - low) / max(1, count - 1)
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    steps = [m * magnitude for m in (1, 2, 2.5, 5, 10) if float(m * magnitude).is_integer()]
+    step = int(next((m for m in steps if m >= raw), 10 * magnitude))
+    start = -(-low // step) * step
+    ticks = list(range(int(start), high + 1, int(step)))
+    return ticks or [low, high]

@@ -51,7 +51,16 @@ class MemoryPanel(Vertical, can_focus=True):
     def on_mount(self) -> None:
         self.border_title = "2 Memory"
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._state: CockpitState | None = None
+
+    def on_resize(self) -> None:
+        if self._state is not None:
+            self.show_state(self._state)
+
     def show_state(self, state: CockpitState) -> None:
+        self._state = state
         memory = state.memory
         width = max(8, self.content_region.width - 26)
         total = memory.get("total_mb")
@@ -73,7 +82,7 @@ class MemoryPanel(Vertical, can_focus=True):
             where = state.device or "waiting for the first step"
             lines.append(Content.styled(f"CUDA      n/a ({where})", "$text-muted"))
         lines.append(Content(f"{'RSS':<9} {format_mb(memory.get('rss_mb'))}"))
-        self.query_one(".readings", Static).update(Content("\n").join(lines))
+        self.query_one(".readings", Static).content = Content("\n").join(lines)
         spark = self.query_one(Sparkline)
         spark.data = list(state.memory_history)
         spark.tooltip = "CUDA allocated over time" if cuda else "process RSS over time"
@@ -83,4 +92,4 @@ class MemoryPanel(Vertical, can_focus=True):
             ooms = Content.styled(f"OOM events: {len(state.oom_events)} (it {more}{iters})", "$text-error bold")
         else:
             ooms = Content.styled("OOM events: 0", "$text-muted")
-        self.query_one(".ooms", Static).update(ooms)
+        self.query_one(".ooms", Static).content = ooms

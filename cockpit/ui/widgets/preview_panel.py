@@ -123,7 +123,7 @@ class PreviewPanel(Vertical, can_focus=True):
 
     def _update_caption(self) -> None:
         if self.is_mounted:
-            self.query_one(".caption", Static).update(caption(self.preview, self._class_name, self.mode))
+            self.query_one(".caption", Static).content = caption(self.preview, self._class_name, self.mode)
 
     def redraw(self) -> None:
         if not self.is_mounted or self.preview is None:
@@ -147,4 +147,4 @@ class PreviewPanel(Vertical, can_focus=True):
 
     def _set_image(self, renderable) -> None:
         if self.is_mounted:
-            self.query_one(".image", Static).update(renderable)
+            self.query_one(".image", Static).content = renderable

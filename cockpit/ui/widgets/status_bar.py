@@ -46,7 +46,9 @@ class StatusBar(Static):
     def show_state(self, state: CockpitState) -> None:
         for run_state, css_class in _STATE_CLASSES.items():
             self.set_class(state.state is run_state, css_class)
-        self.update(self.render_state(state))
+        # Assigning .content (unlike update()) also drops the cached height, so the bar
+        # grows to two lines when the text no longer fits one.
+        self.content = self.render_state(state)
 
     @staticmethod
     def render_state(state: CockpitState) -> Content:
