@@ -18,7 +18,7 @@ def preview_png(tmp_path):
 @pytest.fixture
 def ui_config(tmp_path) -> Config:
     config = Config.model_validate(
-        {"run": {"name": "shapes", "output_dir": str(tmp_path / "runs")}, "data": {"classes": CLASSES}}
+        {"run": {"name": "shapes"}, "data": {"classes": CLASSES}}
     )
     return config.with_base_dir(tmp_path)
 
