@@ -260,7 +260,7 @@ def load_checkpoint_weights(model: nn.Module, path: Path, *, num_classes: int | 
 
     own = model.state_dict()
     cls_key = "roi_heads.box_predictor.cls_score.weight"
-    if cls_key in state and cls_key in own and state[cls_key].shape != own[cls_key].shape:
+    if cls_key in state and cls_key in own and state[cls_key].shape[0] != own[cls_key].shape[0]:
         raise ModelError(
             f"model.weights: {path} was trained for {state[cls_key].shape[0]} classes "
             f"(background included) but this config has {own[cls_key].shape[0]} "
