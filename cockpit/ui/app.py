@@ -61,6 +61,9 @@ from cockpit.ui.widgets.memory_panel import MemoryPanel
 from cockpit.ui.widgets.preview_panel import PreviewPanel
 from cockpit.ui.widgets.status_bar import StatusBar, format_lr
 
+PLOT_DUTY = 25
+"""Plot redraws are at least PLOT_DUTY x (one plot build's time) apart (<= 4% of a core)."""
+
 EngineFactory = Callable[[Config, "str | None"], EngineLink]
 """``engine_factory(config, resume_from_checkpoint) -> EngineLink`` (not started)."""
 
@@ -149,6 +152,7 @@ class CockpitApp(App[None]):
         self._dirty: set[str] = set()
         self._flush_timer = None
         self._last_flush = 0.0
+        self._last_plot = 0.0
         self._quitting = False
         self._active_pane = 0
         if self.config_path is not None:
@@ -237,8 +241,20 @@ class CockpitApp(App[None]):
     def flush(self) -> None:
         """Redraw every pane whose data changed since the last redraw."""
         self._flush_timer = None
-        self._last_flush = time.monotonic()
+        now = time.monotonic()
+        self._last_flush = now
         dirty, self._dirty = self._dirty, set()
+        if LOSSES in dirty and self.redraw_interval > 0:
+            # A plotext build costs tens of milliseconds of the CPU training also needs:
+            # space plot redraws so they take at most ~1/PLOT_DUTY of one core.
+            interval = max(self.redraw_interval, PLOT_DUTY * self.query_one(LossPlot).build_seconds)
+            wait = self._last_plot + interval - now
+            if wait > 0:
+                dirty.discard(LOSSES)
+                self._dirty.add(LOSSES)
+                self._flush_timer = self.set_timer(max(wait, 0.005), self.flush)
+            else:
+                self._last_plot = now
         self._refresh_panes(dirty)
 
     def _refresh_panes(self, dirty: Iterable[str]) -> None:
@@ -307,8 +323,9 @@ class CockpitApp(App[None]):
         self.send(RequestPreview(self._preview_index() - 1))
 
     def action_help(self) -> None:
+        names = {"plus": "+", "minus": "-", "question_mark": "?"}
         keys = [
-            (binding.key_display or binding.key, binding.tooltip or binding.description)
+            (" / ".join(names.get(k, k) for k in binding.key.split(",")), binding.tooltip or binding.description)
             for binding in self.BINDINGS
             if isinstance(binding, Binding) and not binding.key.isdigit() and binding.key != "ctrl+q"
         ]

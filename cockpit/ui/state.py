@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from cockpit.diagnostics.catalog import ALL_RULES, RULES_BY_ID
+from cockpit.diagnostics.checklist import Checklist, ChecklistRow
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
@@ -35,7 +35,6 @@ from cockpit.engine.events import (
     RunStarted,
     RunState,
     RunWarning,
-    Severity,
     StateChanged,
     StepMetrics,
 )
@@ -254,26 +253,6 @@ def find_metric(metrics: dict[str, float], *names: str) -> float | None:
 
 
 @dataclass
-class ChecklistRow:
-    """One row of the checklist pane."""
-
-    rule: str
-    title: str
-    stage: str
-    status: str = "not yet checked"
-    severity: Severity = Severity.INFO
-    evidence: str = ""
-    likely_cause: str = ""
-    fix: str = ""
-    iter: int = 0
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def flagged(self) -> bool:
-        return self.status == "FLAGGED"
-
-
-@dataclass
 class OOMEvent:
     iter: int
     message: str
@@ -305,9 +284,7 @@ class CockpitState:
         self.memory_history: deque[float] = deque(maxlen=memory_points)
         self.peak_mb = 0.0
         self.oom_events: list[OOMEvent] = []
-        self.checklist: dict[str, ChecklistRow] = {
-            rule.id: ChecklistRow(rule.id, rule.title, rule.stage) for rule in ALL_RULES
-        }
+        self.checklist = Checklist()
         self.preview: PreviewReady | None = None
         self.last_checkpoint: str | None = None
         self.last_error: RunError | None = None
@@ -323,7 +300,8 @@ class CockpitState:
 
     @property
     def flagged_rows(self) -> list[ChecklistRow]:
-        return [row for row in self.checklist.values() if row.flagged]
+        """FLAGGED checklist rows, worst first."""
+        return self.checklist.flagged()
 
     def class_name(self, label: int) -> str:
         if 1 <= label <= len(self.classes):
@@ -418,20 +396,7 @@ class CockpitState:
         return {STATUS}
 
     def _on_FlagRaised(self, event: FlagRaised) -> set[str]:
-        row = self.checklist.get(event.rule)
-        if row is None:
-            info = RULES_BY_ID.get(event.rule)
-            row = ChecklistRow(event.rule, event.title or (info.title if info else event.rule), info.stage if info else "live")
-            self.checklist[event.rule] = row
-        row.status = event.status
-        row.severity = Severity(event.severity)
-        row.evidence = event.evidence
-        row.likely_cause = event.likely_cause
-        row.fix = event.fix
-        row.iter = event.iter
-        row.data = dict(event.data)
-        if event.title:
-            row.title = event.title
+        self.checklist.apply(event)
         return {CHECKLIST}
 
     def _on_PreviewReady(self, event: PreviewReady) -> set[str]:

@@ -75,7 +75,7 @@ async def test_set_lr_dialog(make_app):
         await pilot.press("L")
         await settle(pilot)
         assert app.screen.__class__.__name__ == "SetLRScreen"
-        await pilot.press(*["backspace"] * 12, *"abc", "enter")
+        await pilot.press(*"abc", "enter")
         await settle(pilot)
         assert app.screen.__class__.__name__ == "SetLRScreen"  # invalid: stays open, nothing sent
         assert not [c for c in fake.commands if isinstance(c, SetLR)]
@@ -226,3 +226,15 @@ async def test_commands_after_the_run_ended_are_not_sent(make_app):
         assert fake.commands == []
         assert app.is_running  # the app stays open after the run
         assert app.query_one("#status").has_class("-finished")
+
+
+async def test_escape_leaves_the_editor_so_keys_work_again(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("5", "escape")
+        assert app.focused.id == "config-apply"
+        fake.respond = False
+        await pilot.press("e")
+        assert fake.commands == [EvaluateNow()]
+        assert "e" not in app.query_one("#config-text").text.splitlines()[0]

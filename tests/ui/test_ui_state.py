@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from cockpit.diagnostics.flags import CheckState
 from cockpit.engine.events import FlagRaised, RunState, RunWarning, Severity, StateChanged
 from cockpit.ui.state import SERIES, CockpitState, DecimatedSeries, LossHistory, find_metric, format_duration
 from fake_engine import script, step_event
@@ -61,9 +62,10 @@ def test_script_folds_into_state():
     assert state.eta_seconds == (400 - 240) / 4.0
     assert state.evals == [(100, 0.42), (200, 0.61)]
     assert [e.iter for e in state.oom_events] == [120]
-    assert state.checklist["cuda_oom"].flagged
-    assert state.checklist["nonfinite_loss"].status == "OK"
-    assert state.checklist["label_zero"].status == "not yet checked"
+    assert state.checklist.get("cuda_oom").flagged
+    assert state.checklist.get("nonfinite_loss").state is CheckState.OK
+    assert state.checklist.get("label_zero").state is CheckState.NOT_CHECKED
+    assert [row.rule for row in state.flagged_rows] == ["cuda_oom"]
     assert state.memory["total_mb"] == 8192.0
     assert state.classes == ["circle", "square", "triangle"]
 
@@ -81,7 +83,7 @@ def test_pause_restarts_the_rate_reference():
 def test_unknown_rule_and_oom_warning():
     state = CockpitState()
     state.apply(FlagRaised(rule="brand_new", title="Something new", status="FLAGGED", severity=Severity.ERROR))
-    assert state.checklist["brand_new"].flagged
+    assert state.checklist.get("brand_new").flagged
     state.apply(RunWarning(message="oom", iter=7, category="oom_retry"))
     assert state.oom_events[0].iter == 7
 

@@ -14,7 +14,7 @@ PANE_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Losses", "g / m / w", "log scale / EMA smoothing / window (all, last N it)"),
     ("Checklist", "↑ ↓", "pick a row to see evidence, cause and fix"),
     ("Preview", "d", "GT + predictions / GT only / predictions only"),
-    ("Config", "ctrl+s", "apply the edited TOML (tab leaves the editor)"),
+    ("Config", "ctrl+s / esc", "apply the edited TOML / leave the editor (so does tab)"),
     ("Modals", "y / n / esc", "confirm / cancel"),
 )
 
@@ -26,7 +26,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: 80; max-width: 98%; height: auto; max-height: 95%; padding: 0 1;
+        width: 88; max-width: 98%; height: auto; max-height: 95%; padding: 0 1;
         border: thick $primary; background: $surface;
     }
     """

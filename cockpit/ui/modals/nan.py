@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -30,8 +30,8 @@ class NaNScreen(ModalScreen["Command | None"]):
     }
     NaNScreen .summary { text-style: bold; color: $text-error; margin: 1 0; }
     NaNScreen .evidence { margin-bottom: 1; }
-    NaNScreen Horizontal { height: auto; }
-    NaNScreen Button { margin-right: 1; }
+    NaNScreen .choices { layout: grid; grid-size: 2; grid-gutter: 0 2; height: auto; margin-bottom: 1; }
+    NaNScreen Button { width: 1fr; }
     """
 
     def __init__(self, summary: str, evidence: str = "", fix: str = "") -> None:
@@ -49,10 +49,10 @@ class NaNScreen(ModalScreen["Command | None"]):
             if self.fix:
                 yield Static(f"Fix: {self.fix}", classes="evidence", markup=False)
             yield Static("Recover from the last good state (keys 1-3), or stay paused (esc):", markup=False)
-            with Horizontal():
+            with Container(classes="choices"):
                 for number, (button_id, label, _) in enumerate(RECOVERIES, start=1):
                     yield Button(f"{number} {label}", id=button_id, variant="warning", compact=True)
-                yield Button("Stay paused", id="stay", compact=True)
+                yield Button("esc Stay paused", id="stay", compact=True)
 
     def action_choose(self, index: int) -> None:
         self.dismiss(RECOVERIES[index][2] if 0 <= index < len(RECOVERIES) else None)

@@ -44,7 +44,8 @@ class SetLRScreen(ModalScreen["float | None"]):
             box.border_title = "Set learning rate"
             now = f"{self.current:.3g}" if self.current is not None else "unknown"
             yield Static(f"Current LR: {now}. The schedule continues from the new value.", classes="hint")
-            yield Input(value=f"{self.current:g}" if self.current is not None else "", placeholder="e.g. 0.001", id="lr")
+            example = f"e.g. {self.current / 2:g}" if self.current is not None else "e.g. 0.001"
+            yield Input(placeholder=example, id="lr")
             yield Static("", classes="error")
             yield Static("enter: set · esc: cancel", classes="hint")
 

@@ -16,8 +16,11 @@ from textual.message import Message
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
+from cockpit.diagnostics.checklist import ChecklistRow
+from cockpit.diagnostics.flags import CheckState
 from cockpit.engine.commands import Command, RewindSkip
-from cockpit.ui.state import ChecklistRow, CockpitState
+from cockpit.engine.events import Severity
+from cockpit.ui.state import CockpitState
 
 # The recoveries offered after a NaN/Inf loss: (button label, command).
 RECOVERIES: tuple[tuple[str, str, Command], ...] = (
@@ -27,40 +30,52 @@ RECOVERIES: tuple[tuple[str, str, Command], ...] = (
 )
 
 _BADGES = {
-    "OK": ("  OK    ", "$text-success bold"),
-    "FLAGGED": ("FLAGGED ", "$text-error bold"),
+    CheckState.OK: ("  OK    ", "$text-success bold"),
+    CheckState.FLAGGED: ("FLAGGED ", "$text-error bold"),
+    CheckState.NOT_CHECKED: (" --     ", "$text-muted"),
 }
 
 
+def _flag_style(row: ChecklistRow) -> str:
+    """Errors in the error colour, warnings and infos in the warning colour."""
+    return "$text-error bold" if row.severity is Severity.ERROR else "$text-warning bold"
+
+
 def row_prompt(row: ChecklistRow, width: int) -> Content:
-    text, style = _BADGES.get(row.status, (" --     ", "$text-muted"))
+    text, style = _BADGES[row.state]
+    if row.flagged:
+        style = _flag_style(row)
     title = row.title
     evidence = row.evidence.replace("\n", " ")
-    room = max(0, width - len(text) - len(title) - 3)
+    room = max(0, width - len(text) - len(title) - 2)
     if room < 8:
         evidence = ""
     elif len(evidence) > room:
         evidence = evidence[: room - 1] + "…"
-    title_style = "$text-error bold" if row.flagged else ("" if row.status == "OK" else "$text-muted")
+    title_style = _flag_style(row) if row.flagged else ("" if row.state is CheckState.OK else "$text-muted")
     return Content.assemble((text, style), (title, title_style), "  ", (evidence, "$text-muted"))
 
 
 def row_details(row: ChecklistRow) -> Content:
-    state = {"OK": ("OK", "$text-success bold"), "FLAGGED": ("FLAGGED", "$text-error bold")}.get(
-        row.status, ("not yet checked", "$text-muted")
-    )
+    state = (row.state.value, _BADGES[row.state][1] if not row.flagged else _flag_style(row))
+    severity = f" ({row.severity.value})" if row.flagged and row.severity else ""
     lines = [
-        Content.assemble((row.title, "bold"), "  ", state, f"  (it {row.iter})" if row.iter else ""),
+        Content.assemble((row.title, "bold"), "  ", state, severity, f"  at it {row.iter}" if row.iter else ""),
         Content.assemble(("evidence  ", "$text-muted"), row.evidence or "—"),
     ]
-    if row.flagged or row.likely_cause:
+    if row.flagged:
         lines.append(Content.assemble(("cause     ", "$text-muted"), row.likely_cause or "—"))
-    if row.flagged or row.fix:
         lines.append(Content.assemble(("fix       ", "$text-warning"), row.fix or "—"))
-    if row.status not in ("OK", "FLAGGED"):
-        when = "before training (cockpit check)" if row.stage == "preflight" else "as the run goes"
+    elif row.state is CheckState.NOT_CHECKED:
+        when = "before training (cockpit check / pre-flight)" if row.stage == "preflight" else "as the run goes"
         lines.append(Content.styled(f"Checked {when}.", "$text-muted"))
     return Content("\n").join(lines)
+
+
+def ordered(rows: list[ChecklistRow]) -> list[ChecklistRow]:
+    """Flagged rows first (worst first), then the rest in catalog order."""
+    flagged = sorted((r for r in rows if r.flagged), key=lambda r: -r.rank)
+    return flagged + [r for r in rows if not r.flagged]
 
 
 class ChecklistPanel(Vertical, can_focus=False):
@@ -87,6 +102,7 @@ class ChecklistPanel(Vertical, can_focus=False):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._rows: list[ChecklistRow] = []
+        self._picked: str | None = None
 
     def compose(self) -> ComposeResult:
         yield OptionList()
@@ -99,19 +115,16 @@ class ChecklistPanel(Vertical, can_focus=False):
         self.border_title = "3 Checklist"
 
     def show_state(self, state: CockpitState) -> None:
-        self._rows = list(state.checklist.values())
+        self._rows = ordered(state.checklist.rows())
         option_list = self.query_one(OptionList)
         width = max(20, option_list.scrollable_content_region.width or self.content_region.width)
-        highlighted = option_list.highlighted
-        options = [Option(row_prompt(row, width), id=row.rule) for row in self._rows]
-        if option_list.option_count == len(options):
-            for index, option in enumerate(options):
-                option_list.replace_option_prompt_at_index(index, option.prompt)
-        else:
-            option_list.set_options(options)
-            option_list.highlighted = highlighted if highlighted is not None else 0
-        flagged = state.checklist.get("nonfinite_loss")
-        self.set_class(bool(flagged and flagged.flagged), "-nan-flagged")
+        option_list.set_options(Option(row_prompt(row, width), id=row.rule) for row in self._rows)
+        # The cursor stays on the rule the user picked (rows move when flags rise);
+        # until they pick one it sits on the top row, the worst flag.
+        ids = [row.rule for row in self._rows]
+        option_list.highlighted = ids.index(self._picked) if self._picked in ids else 0
+        nonfinite = state.checklist.get("nonfinite_loss")
+        self.set_class(nonfinite.flagged, "-nan-flagged")
         self.set_class(bool(state.flagged_rows), "-flagged")
         self._show_details()
 
@@ -126,7 +139,9 @@ class ChecklistPanel(Vertical, can_focus=False):
             option_list.replace_option_prompt_at_index(index, row_prompt(row, width))
 
     @on(OptionList.OptionHighlighted)
-    def _highlighted(self) -> None:
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.has_focus:
+            self._picked = event.option.id
         self._show_details()
 
     def _show_details(self) -> None:

@@ -43,6 +43,7 @@ class ConfigEditor(Vertical):
     ALLOW_MAXIMIZE = True
     BINDINGS = [
         Binding("ctrl+s", "apply", "Apply config", tooltip="Validate the edited TOML and apply it", priority=True),
+        Binding("escape", "leave_editor", "Leave editor", tooltip="Leave the editor: the cockpit keys work again"),
     ]
     DEFAULT_CSS = """
     ConfigEditor > TextArea, ConfigEditor > TextArea:focus { height: 1fr; min-height: 3; border: none; padding: 0; }
@@ -88,7 +89,10 @@ class ConfigEditor(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = "5 Config"
-        self._say("Edit, then Apply (ctrl+s). Live-safe fields apply at once; others need a restart.", "")
+        self._say("Edit, then Apply (ctrl+s); esc leaves the editor. Live-safe fields apply at once, others need a restart.", "")
+
+    def action_leave_editor(self) -> None:
+        self.query_one("#config-apply", Button).focus()
 
     @property
     def text(self) -> str:

@@ -8,6 +8,7 @@ column, so a redraw costs the same at iteration 100 and at iteration 1,000,000.
 from __future__ import annotations
 
 import math
+import time
 
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -63,8 +64,10 @@ class _Chart(PlotextPlot):
         key = (self._owner.version, self.size.width, self.size.height, self.app.theme)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
+        started = time.perf_counter()
         self._owner.draw(self.plt, self.size.width, self.size.height)
         rendered = super().render()
+        self._owner.build_seconds = time.perf_counter() - started
         self._cache = (key, rendered)
         return rendered
 
@@ -98,6 +101,8 @@ class LossPlot(Vertical, can_focus=True):
         self.history = history or LossHistory()
         self.evals: list[tuple[int, float]] = []
         self.version = 0
+        self.build_seconds = 0.0
+        """How long the last chart build took: the app spaces plot redraws by it."""
         """Bumped whenever what the chart shows changes (its render cache key)."""
 
     def compose(self) -> ComposeResult:

@@ -43,15 +43,25 @@ class StatusBar(Static):
     StatusBar .state { text-style: bold; }
     """
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._state: CockpitState | None = None
+
+    def on_resize(self) -> None:
+        if self._state is not None:
+            self.show_state(self._state)
+
     def show_state(self, state: CockpitState) -> None:
+        self._state = state
         for run_state, css_class in _STATE_CLASSES.items():
             self.set_class(state.state is run_state, css_class)
         # Assigning .content (unlike update()) also drops the cached height, so the bar
         # grows to two lines when the text no longer fits one.
-        self.content = self.render_state(state)
+        self.content = self.render_state(state, self.content_region.width)
 
     @staticmethod
-    def render_state(state: CockpitState) -> Content:
+    def render_state(state: CockpitState, width: int = 0) -> Content:
+        """The bar's text; with ``width``, fields are packed into lines that fit it."""
         colour = {
             RunState.RUNNING: "$text-success",
             RunState.PAUSED: "$text-warning",
@@ -84,4 +94,18 @@ class StatusBar(Static):
         flagged = len(state.flagged_rows)
         if flagged:
             parts.append(Content.styled(f"⚑ {flagged} flagged", "$text-error bold"))
-        return Content("  ").join(parts)
+        return pack(parts, width)
+
+
+def pack(parts: list[Content], width: int, gap: str = "  ") -> Content:
+    """Join fields with ``gap``, breaking lines between fields (never inside one)."""
+    lines: list[list[Content]] = [[]]
+    used = 0
+    for part in parts:
+        size = part.cell_length + (len(gap) if lines[-1] else 0)
+        if width and lines[-1] and used + size > width:
+            lines.append([])
+            used, size = 0, part.cell_length
+        lines[-1].append(part)
+        used += size
+    return Content("\n").join(Content(gap).join(line) for line in lines)
