@@ -160,19 +160,35 @@ class CockpitApp(App[None]):
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield StatusBar(id="status")
-        yield PaneTabs(id="tabs")
+        # The panes live on the default screen; they are kept here because app.query()
+        # only searches the active screen, which is a modal while one is open.
+        self.status_bar = StatusBar(id="status")
+        self.tabs = PaneTabs(id="tabs")
+        self.loss_plot = LossPlot(self.model.losses, id="losses", classes="pane")
+        self.preview_panel = PreviewPanel(id="preview", classes="pane")
+        self.memory_panel = MemoryPanel(id="memory", classes="pane")
+        self.checklist_panel = ChecklistPanel(id="checklist", classes="pane")
+        self.config_editor = ConfigEditor(self.config, id="config", classes="pane")
+        self.panes: dict[str, Widget] = {
+            "losses": self.loss_plot,
+            "memory": self.memory_panel,
+            "checklist": self.checklist_panel,
+            "preview": self.preview_panel,
+            "config": self.config_editor,
+        }
+        yield self.status_bar
+        yield self.tabs
         with Container(id="panes"):
             # DOM order places the wide grid: losses + preview on top, the rest below.
-            yield LossPlot(self.model.losses, id="losses", classes="pane")
-            yield PreviewPanel(id="preview", classes="pane")
-            yield MemoryPanel(id="memory", classes="pane")
-            yield ChecklistPanel(id="checklist", classes="pane")
-            yield ConfigEditor(self.config, id="config", classes="pane")
+            yield self.loss_plot
+            yield self.preview_panel
+            yield self.memory_panel
+            yield self.checklist_panel
+            yield self.config_editor
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(PreviewPanel).show(None, self.model.class_name)
+        self.preview_panel.show(None, self.model.class_name)
         self._refresh_panes({STATUS, LOSSES, MEMORY, CHECKLIST})
         self._set_active_pane(0)
         self.focus_pane_widget(0)
@@ -207,8 +223,11 @@ class CockpitApp(App[None]):
             if event.fatal:
                 self._show_error("The run failed", event.summary, event.traceback,
                                  "The cockpit stays open: inspect the panes, edit the config, restart.")
-            else:
+            elif "non-finite" in event.summary or self.model.checklist.get("nonfinite_loss").flagged:
                 self._offer_recovery(event)
+            else:
+                self._show_error("The run paused on an error", event.summary, event.traceback,
+                                 "The engine paused itself: p resumes, or fix the config and restart.")
         elif isinstance(event, RunFinished):
             if event.outcome == "failed":
                 self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
@@ -229,30 +248,32 @@ class CockpitApp(App[None]):
         if not self._dirty:
             return
         if self.redraw_interval <= 0:
-            self.flush()
+            self.flush_redraws()
             return
         if self._flush_timer is not None:
             return
         # Throttle: at most one redraw per interval however fast steps arrive.
         # (Textual timers need a positive delay.)
         delay = max(0.005, self._last_flush + self.redraw_interval - time.monotonic())
-        self._flush_timer = self.set_timer(delay, self.flush)
+        self._flush_timer = self.set_timer(delay, self.flush_redraws)
 
-    def flush(self) -> None:
+    def flush_redraws(self) -> None:
         """Redraw every pane whose data changed since the last redraw."""
         self._flush_timer = None
+        if not self.loss_plot.is_attached:
+            return  # shutting down: nothing left to draw into
         now = time.monotonic()
         self._last_flush = now
         dirty, self._dirty = self._dirty, set()
         if LOSSES in dirty and self.redraw_interval > 0:
             # A plotext build costs tens of milliseconds of the CPU training also needs:
             # space plot redraws so they take at most ~1/PLOT_DUTY of one core.
-            interval = max(self.redraw_interval, PLOT_DUTY * self.query_one(LossPlot).build_seconds)
+            interval = max(self.redraw_interval, PLOT_DUTY * self.loss_plot.build_seconds)
             wait = self._last_plot + interval - now
             if wait > 0:
                 dirty.discard(LOSSES)
                 self._dirty.add(LOSSES)
-                self._flush_timer = self.set_timer(max(wait, 0.005), self.flush)
+                self._flush_timer = self.set_timer(max(wait, 0.005), self.flush_redraws)
             else:
                 self._last_plot = now
         self._refresh_panes(dirty)
@@ -261,15 +282,15 @@ class CockpitApp(App[None]):
         dirty = set(dirty)
         with self.batch_update():
             if STATUS in dirty or CHECKLIST in dirty:
-                self.query_one(StatusBar).show_state(self.model)
+                self.status_bar.show_state(self.model)
             if LOSSES in dirty:
-                self.query_one(LossPlot).show(self.model.losses, self.model.evals)
+                self.loss_plot.show(self.model.losses, self.model.evals)
             if MEMORY in dirty:
-                self.query_one(MemoryPanel).show_state(self.model)
+                self.memory_panel.show_state(self.model)
             if CHECKLIST in dirty:
-                self.query_one(ChecklistPanel).show_state(self.model)
+                self.checklist_panel.show_state(self.model)
             if PREVIEW in dirty:
-                self.query_one(PreviewPanel).show(self.model.preview, self.model.class_name)
+                self.preview_panel.show(self.model.preview, self.model.class_name)
 
     # -- commands out -------------------------------------------------------------------
     def send(self, command: Command) -> bool:
@@ -334,7 +355,7 @@ class CockpitApp(App[None]):
 
     # -- panes --------------------------------------------------------------------------
     def pane(self, index: int) -> Widget:
-        return self.query_one(f"#{PANES[index][0]}")
+        return self.panes[PANES[index][0]]
 
     def focus_pane_widget(self, index: int) -> None:
         pane = self.pane(index)
@@ -358,7 +379,7 @@ class CockpitApp(App[None]):
         self._active_pane = index
         for i in range(len(PANES)):
             self.pane(i).set_class(i == index, "-active")
-        self.query_one(PaneTabs).show_active(index)
+        self.tabs.show_active(index)
 
     def on_descendant_focus(self, event) -> None:
         index = self._pane_of(self.focused)
@@ -450,9 +471,9 @@ class CockpitApp(App[None]):
         self.config = config
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
         self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW}
-        self.query_one(ConfigEditor).set_running(config)
+        self.config_editor.set_running(config)
         self._attach_link(link)
-        self.flush()
+        self.flush_redraws()
         self.notify("A new run started from the last checkpoint.", title="Restarted", timeout=5)
 
     # -- report -------------------------------------------------------------------------

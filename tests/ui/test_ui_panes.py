@@ -131,3 +131,42 @@ async def test_warnings_are_notified_not_fatal(make_app):
         await settle(pilot)
         assert any("skipped sample 17" in str(n.message) for n in app._notifications)
         assert app.screen.__class__.__name__ == "Screen"
+
+
+async def test_events_keep_updating_panes_under_a_modal(make_app):
+    from fake_engine import step_event
+
+    app, fake = make_app(redraw_interval=0.01)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        fake.emit(step_event(300))
+        await pilot.pause(0.1)  # let the throttled redraw timer fire
+        await settle(pilot)
+        assert "it 300/400" in text_of(app.status_bar)
+        assert app.screen.__class__.__name__ == "HelpScreen"
+
+
+async def test_other_pause_on_error_shows_the_error_modal(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.emit(RunError(summary="evaluation failed: bad annotation", traceback="Traceback...", iter=241, fatal=False, time=0.0))
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ErrorScreen"
+
+
+async def test_culprit_preview_from_the_train_split(make_app, preview_png, tmp_path):
+    import shutil
+
+    from fake_engine import preview_event
+
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        culprit = shutil.copy(preview_png, tmp_path / "train-17.png")
+        fake.emit(preview_event(str(culprit), 241, index=17))
+        await settle(pilot)
+        assert "train #17" in text_of(app.preview_panel.query_one(".caption"))

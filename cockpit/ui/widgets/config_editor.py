@@ -79,7 +79,10 @@ class ConfigEditor(Vertical):
         self.problems: list[str] = []
 
     def compose(self) -> ComposeResult:
-        editor = TextArea.code_editor(self._initial_text, language="toml", tab_behavior="focus", id="config-text")
+        # The "css" theme follows the app theme, so the editor reads on light terminals too.
+        editor = TextArea.code_editor(
+            self._initial_text, language="toml", theme="css", tab_behavior="focus", id="config-text"
+        )
         yield editor
         yield Static(classes="problems")
         with Horizontal(classes="buttons"):

@@ -65,8 +65,11 @@ class _Chart(PlotextPlot):
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         started = time.perf_counter()
-        self._owner.draw(self.plt, self.size.width, self.size.height)
-        rendered = super().render()
+        try:
+            self._owner.draw(self.plt, self.size.width, self.size.height)
+            rendered = super().render()
+        except Exception as error:  # noqa: BLE001 - odd data must not take the cockpit down
+            rendered = Content.styled(f"cannot draw the plot: {type(error).__name__}: {error}", "$text-error")
         self._owner.build_seconds = time.perf_counter() - started
         self._cache = (key, rendered)
         return rendered

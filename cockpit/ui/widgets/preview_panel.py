@@ -9,6 +9,8 @@ where they are readable.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -52,12 +54,21 @@ def render_image(
     return Pixels.from_image(image)
 
 
+def preview_split(preview: PreviewReady) -> str:
+    """``val`` or ``train`` (the engine names its PNGs ``<split>-<index>.png``)."""
+    split = getattr(preview, "split", None)
+    if split:
+        return str(split)
+    name = Path(preview.image_path).name if preview.image_path else ""
+    return "train" if name.startswith("train-") else "val"
+
+
 def caption(preview: PreviewReady | None, class_name, mode: str) -> Content:
     if preview is None:
         return Content.styled("No preview yet: the engine sends the GT of a val image when the run starts.", "$text-muted")
     shown = {"both": "GT + predictions", "gt": "GT only", "pred": "predictions only"}[mode]
     head = Content.assemble(
-        (f"val #{preview.index}", "bold"),
+        (f"{preview_split(preview)} #{preview.index}", "bold"),
         f"  it {preview.iter}  ",
         (f"■ GT {len(preview.gt_boxes)}", "ansi_green"),
         "  ",
