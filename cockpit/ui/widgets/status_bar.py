@@ -35,7 +35,7 @@ class StatusBar(Static):
 
     DEFAULT_CSS = """
     StatusBar {
-        height: auto;
+        height: 1;
         padding: 0 1;
         background: $panel;
         color: $foreground;
@@ -55,9 +55,13 @@ class StatusBar(Static):
         self._state = state
         for run_state, css_class in _STATE_CLASSES.items():
             self.set_class(state.state is run_state, css_class)
-        # Assigning .content (unlike update()) also drops the cached height, so the bar
-        # grows to two lines when the text no longer fits one.
-        self.content = self.render_state(state, self.content_region.width)
+        content = self.render_state(state, self.content_region.width)
+        self.update(content)
+        # The bar packs its own lines; an explicit height makes the screen re-lay it out
+        # when the count changes (an auto height kept its first value in a real terminal).
+        lines = len(content.split("\n"))
+        if self.styles.height is None or self.styles.height.value != lines:
+            self.styles.height = lines
 
     @staticmethod
     def render_state(state: CockpitState, width: int = 0) -> Content:
