@@ -238,3 +238,33 @@ async def test_escape_leaves_the_editor_so_keys_work_again(make_app):
         await pilot.press("e")
         assert fake.commands == [EvaluateNow()]
         assert "e" not in app.query_one("#config-text").text.splitlines()[0]
+
+
+async def test_command_palette_runs_an_action_by_name(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.respond = False
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await pilot.press(*"Save (s)")
+        # The palette searches in a worker: wait until it lists a hit (bounded, not timed).
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if app.screen.query("CommandList") and app.screen.query_one("CommandList").option_count:
+                break
+        await pilot.press("enter")
+        await settle(pilot)
+        assert fake.commands == [SaveCheckpoint()]
+
+
+async def test_clicking_a_tab_switches_pane(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        tabs = app.tabs
+        label = " 3 Checklist "
+        x = str(tabs.render()).index(label) + 3
+        await pilot.click(tabs, offset=(x + 1, 0))
+        await settle(pilot)
+        assert app._active_pane == 2 and app.checklist_panel.region.width > 0
