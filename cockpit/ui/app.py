@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from cockpit.config import Config
 from cockpit.engine.commands import (
+    ApplyPatch,
     Command,
     EvaluateNow,
     Pause,
@@ -36,7 +37,6 @@ from cockpit.engine.commands import (
     ScaleLR,
     SetLR,
     Stop,
-    ApplyPatch,
 )
 from cockpit.engine.events import (
     CheckpointSaved,
@@ -48,7 +48,6 @@ from cockpit.engine.events import (
     RunFinished,
     RunState,
     RunWarning,
-    Severity,
 )
 from cockpit.engine.link import EngineLink
 from cockpit.ui.bridge import EngineBridge, EventsPending
@@ -155,8 +154,6 @@ class CockpitApp(App[None]):
         self._last_plot = 0.0
         self._quitting = False
         self._active_pane = 0
-        if self.config_path is not None:
-            self.sub_title = str(self.config_path)
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -169,6 +166,8 @@ class CockpitApp(App[None]):
         self.memory_panel = MemoryPanel(id="memory", classes="pane")
         self.checklist_panel = ChecklistPanel(id="checklist", classes="pane")
         self.config_editor = ConfigEditor(self.config, id="config", classes="pane")
+        if self.config_path is not None:
+            self.config_editor.border_subtitle = self.config_path.name
         self.panes: dict[str, Widget] = {
             "losses": self.loss_plot,
             "memory": self.memory_panel,
@@ -209,12 +208,22 @@ class CockpitApp(App[None]):
             message.bridge.drain()  # a replaced engine's late events
             return
         events = message.bridge.drain()
+        warnings: dict[str, list[RunWarning]] = {}
         for event in events:
             try:
                 self._dirty |= self.model.apply(event)
-                self._react(event)
+                if isinstance(event, RunWarning):
+                    warnings.setdefault(event.category, []).append(event)
+                else:
+                    self._react(event)
             except Exception as error:  # noqa: BLE001 - one odd event must not take the cockpit down
                 self.log.error(f"cannot show {type(event).__name__}: {error!r}")
+        for category, batch in warnings.items():
+            # One toast per kind of warning per batch: a burst of skipped samples is one line.
+            last = batch[-1]
+            more = f" (+{len(batch) - 1} more like it)" if len(batch) > 1 else ""
+            severity = "error" if category == "oom_retry" else "warning"
+            self.notify(f"{last.message}{more}", title=f"Warning (it {last.iter})", severity=severity, timeout=6)
         self._schedule_flush()
 
     def _react(self, event: Event) -> None:
@@ -239,10 +248,8 @@ class CockpitApp(App[None]):
         elif isinstance(event, CommandAck) and not event.ok:
             self.notify(event.message or "refused", title=f"{event.command}: not applied", severity="warning")
         elif isinstance(event, LRChanged) and LRSource(event.source) is not LRSource.SCHEDULE:
-            self.notify(f"LR {format_lr(event.previous)} → {format_lr(event.lr)}", title=f"LR changed ({event.source})", timeout=3)
-        elif isinstance(event, RunWarning):
-            severity = "error" if event.category == "oom_retry" else "warning"
-            self.notify(event.message, title=f"Warning (it {event.iter})", severity=severity, timeout=6)
+            source = LRSource(event.source).value
+            self.notify(f"LR {format_lr(event.previous)} → {format_lr(event.lr)}", title=f"LR changed ({source})", timeout=3)
 
     def _schedule_flush(self) -> None:
         if not self._dirty:

@@ -170,3 +170,15 @@ async def test_culprit_preview_from_the_train_split(make_app, preview_png, tmp_p
         fake.emit(preview_event(str(culprit), 241, index=17))
         await settle(pilot)
         assert "train #17" in text_of(app.preview_panel.query_one(".caption"))
+
+
+async def test_a_burst_of_warnings_is_one_toast(make_app):
+    app, fake = make_app(events=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        # Emitted back to back (the UI loop does not run in between): one drained batch.
+        for i in range(5):
+            fake.emit(RunWarning(message=f"skipped sample {i}", iter=i, category="bad_sample", time=0.0))
+        await settle(pilot)
+        toasts = [str(n.message) for n in app._notifications]
+        assert toasts == ["skipped sample 4 (+4 more like it)"]
