@@ -85,8 +85,12 @@ def caption(preview: PreviewReady | None, class_name, mode: str) -> Content:
         names = ", ".join(f"{class_name(label)} {score:.2f}" for score, label in ranked[:6])
         more = f" +{len(ranked) - 6}" if len(ranked) > 6 else ""
         lines.append(Content.assemble(("pred ", "ansi_red"), names + more))
-    elif preview.iter == 0 or not preview.scores:
+    elif preview.iter == 0:
         lines.append(Content.styled("pred none yet (after the first eval, or press e)", "$text-muted"))
+    else:
+        lines.append(Content.styled("pred no detection above the score threshold", "$text-muted"))
+    if not preview.gt_boxes:
+        lines.append(Content.styled("this image has no GT objects (n: next image)", "$text-muted"))
     return Content("\n").join(lines)
 
 
