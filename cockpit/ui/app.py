@@ -19,10 +19,9 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
-from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from cockpit.config import Config
@@ -57,6 +56,7 @@ from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
 from cockpit.ui.widgets.loss_plot import LossPlot
 from cockpit.ui.widgets.memory_panel import MemoryPanel
+from cockpit.ui.widgets.pane_tabs import PaneTabs
 from cockpit.ui.widgets.preview_panel import PreviewPanel
 from cockpit.ui.widgets.status_bar import StatusBar, format_lr
 
@@ -73,18 +73,6 @@ PANES: tuple[tuple[str, str], ...] = (
     ("preview", "Preview"),
     ("config", "Config"),
 )
-
-
-class PaneTabs(Static):
-    """``1 Losses  2 Memory …`` -- the pane switcher shown when the panes are tabbed (narrow)."""
-
-    def show_active(self, active: int) -> None:
-        parts = []
-        for index, (_, title) in enumerate(PANES, start=1):
-            label = f" {index} {title} "
-            style = "reverse bold" if index - 1 == active else "$text-muted"
-            parts.append(Content.styled(label, style).stylize(f"@click=app.focus_pane({index})"))
-        self.update(Content(" ").join(parts))
 
 
 class CockpitApp(App[None]):
@@ -160,7 +148,7 @@ class CockpitApp(App[None]):
         # The panes live on the default screen; they are kept here because app.query()
         # only searches the active screen, which is a modal while one is open.
         self.status_bar = StatusBar(id="status")
-        self.tabs = PaneTabs(id="tabs")
+        self.tabs = PaneTabs([title for _, title in PANES], id="tabs")
         self.loss_plot = LossPlot(self.model.losses, id="losses", classes="pane")
         self.preview_panel = PreviewPanel(id="preview", classes="pane")
         self.memory_panel = MemoryPanel(id="memory", classes="pane")
