@@ -72,12 +72,6 @@ def row_details(row: ChecklistRow) -> Content:
     return Content("\n").join(lines)
 
 
-def ordered(rows: list[ChecklistRow]) -> list[ChecklistRow]:
-    """Flagged rows first (worst first), then the rest in catalog order."""
-    flagged = sorted((r for r in rows if r.flagged), key=lambda r: -r.rank)
-    return flagged + [r for r in rows if not r.flagged]
-
-
 class ChecklistPanel(Vertical, can_focus=False):
     """Rows of the debugging checklist; the highlighted row's details and recoveries below."""
 
@@ -115,7 +109,8 @@ class ChecklistPanel(Vertical, can_focus=False):
         self.border_title = "3 Checklist"
 
     def show_state(self, state: CockpitState) -> None:
-        self._rows = ordered(state.checklist.rows())
+        # Flagged rows first (worst first), then the rest in catalog order.
+        self._rows = state.checklist.flagged() + [row for row in state.checklist.rows() if not row.flagged]
         option_list = self.query_one(OptionList)
         width = max(20, option_list.scrollable_content_region.width or self.content_region.width)
         option_list.set_options(Option(row_prompt(row, width), id=row.rule) for row in self._rows)

@@ -104,9 +104,9 @@ class LossPlot(Vertical, can_focus=True):
         self.history = history or LossHistory()
         self.evals: list[tuple[int, float]] = []
         self.version = 0
+        """Bumped whenever what the chart shows changes (its render cache key)."""
         self.build_seconds = 0.0
         """How long the last chart build took: the app spaces plot redraws by it."""
-        """Bumped whenever what the chart shows changes (its render cache key)."""
 
     def compose(self) -> ComposeResult:
         yield Static(classes="legend")
