@@ -36,9 +36,3 @@ def make_app(ui_config, preview_png):
 
     return make
 
-
-async def settle(pilot) -> None:
-    """Let posted events, redraws and preview workers finish (no sleeping on the clock)."""
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()

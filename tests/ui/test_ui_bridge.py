@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import settle
+from ui_support import settle
 from fake_engine import T0, step_event
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cockpit.engine.commands import ApplyPatch, Stop
-from conftest import settle
+from ui_support import settle
 from fake_engine import FakeEngine, script
 
 

@@ -15,7 +15,7 @@ from cockpit.engine.commands import (
     Stop,
 )
 from cockpit.engine.events import RunState
-from conftest import settle
+from ui_support import settle
 
 
 KEYS = [

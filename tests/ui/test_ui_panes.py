@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cockpit.engine.commands import RewindSkip
 from cockpit.engine.events import FlagRaised, RunError, RunState, RunWarning, Severity, StateChanged
-from conftest import settle
+from ui_support import settle
 from fake_engine import script
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import settle
+from ui_support import settle
 
 
 async def _populated(pilot) -> None:
