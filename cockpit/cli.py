@@ -216,8 +216,10 @@ def _cmd_run(args) -> int:
 
     app = create_app(trainer, config, args.config, engine_factory=engine_factory(request))
     app.run()
-    trainer.close(timeout=60)
-    return EXIT_OK if trainer.state.value != "FAILED" else EXIT_FAILED
+    # After a restart from the app, its link is a newer trainer than the one built here.
+    link = getattr(app, "link", trainer)
+    link.close(timeout=60)
+    return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover
