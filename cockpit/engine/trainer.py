@@ -176,6 +176,7 @@ class Trainer:
             except ImportError:  # pragma: no cover - the diagnostics package is part of cockpit
                 pass
         self._hooks.extend(hooks or [])
+        self._preflight = preflight
 
     # -- EngineLink ------------------------------------------------------------------------
     @property
@@ -283,8 +284,30 @@ class Trainer:
                 resumed_from=resumed_from,
             )
         )
+        self._publish_preflight()
         if self.val_set is not None and len(self.val_set) > 0:
             self.publish_preview(0, predict=self._resume_checkpoint is not None)
+
+    def _publish_preflight(self) -> None:
+        """The pre-flight verdicts as flag events, so the checklist shows them from the start."""
+        from cockpit.engine.events import FlagRaised, Severity
+
+        verdicts = (self._preflight or {}).get("verdicts", [])
+        # One row per rule in the checklist: a flagged split must not be hidden by a clean one.
+        for verdict in sorted(verdicts, key=lambda v: v.get("state") == "FLAGGED"):
+            split = verdict.get("split")
+            self.publish(
+                FlagRaised(
+                    rule=verdict["rule"],
+                    title=verdict.get("title", verdict["rule"]),
+                    status=verdict.get("state", "OK"),
+                    severity=Severity(verdict.get("severity") or "info"),
+                    evidence=(f"[{split}] " if split else "") + (verdict.get("evidence") or ""),
+                    likely_cause=verdict.get("likely_cause") or "",
+                    fix=verdict.get("fix") or "",
+                    iter=self.iteration,
+                )
+            )
 
     def _seed_everything(self, seed: int) -> None:
         random.seed(seed)
