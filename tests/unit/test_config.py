@@ -1,0 +1,112 @@
+"""Config defaults, overrides and every class of bad input, each with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from cockpit.config import Config, ConfigError, diff_from_defaults, dump_config, load_config, load_config_text
+from cockpit.config.starter import STARTER
+
+
+def load_text(tmp_path, text: str, overrides=()):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return load_config(path, overrides)
+
+
+def messages(error: ConfigError) -> list[str]:
+    return [str(problem) for problem in error.problems]
+
+
+def test_defaults_follow_the_torchvision_recipe(tmp_path):
+    config = load_text(tmp_path, "")
+    assert (config.optim.lr, config.optim.momentum, config.optim.weight_decay) == (0.005, 0.9, 0.0005)
+    assert (config.optim.step_size, config.optim.gamma) == (3, 0.1)
+    assert config.model.weights == "none"
+    assert config.data.num_classes == len(config.data.classes) + 1
+
+
+def test_every_field_has_a_docstring():
+    for section in Config.model_fields.values():
+        for name, field in section.annotation.model_fields.items():
+            assert field.description, f"{section.annotation.__name__}.{name} has no docstring"
+
+
+def test_paths_resolve_relative_to_the_config_file(tmp_path):
+    config = load_text(tmp_path, '[data]\ntrain = "data/train.json"\n')
+    assert config.resolve_path(config.data.train) == tmp_path / "data" / "train.json"
+
+
+def test_set_overrides_are_typed(tmp_path):
+    config = load_text(tmp_path, "", ["optim.lr=0.01", "run.name=demo", "optim.amp=true", 'data.classes=["a","b"]'])
+    assert config.optim.lr == 0.01 and config.run.name == "demo" and config.optim.amp is True
+    assert config.data.classes == ["a", "b"]
+
+
+def test_unknown_key_says_did_you_mean_with_the_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[run]\nname = 'x'\nepochz = 3\n")
+    assert messages(caught.value) == ["line 3: run.epochz: unknown key (did you mean 'epochs'?)"]
+    assert str(tmp_path / "run.toml") in str(caught.value)
+
+
+def test_unknown_section_says_did_you_mean(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[optimizer]\nlr = 1\n")
+    assert "unknown section [optimizer] (did you mean 'optim'?)" in str(caught.value)
+
+
+def test_wrong_type_and_range_name_section_key_and_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[optim]\nlr = -1\nmomentum = 'high'\n")
+    text = "\n".join(messages(caught.value))
+    assert "line 2: optim.lr:" in text and "greater than 0" in text
+    assert "line 3: optim.momentum:" in text
+
+
+def test_broken_toml_gives_file_and_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[run]\nname = \n")
+    assert messages(caught.value)[0].startswith("line 2: invalid TOML")
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+
+
+def test_unknown_arch_lists_the_choices(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[model]\narch = 'resnet'\n")
+    assert "unknown arch 'resnet'" in str(caught.value) and "tiny" in str(caught.value)
+
+
+def test_empty_classes_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="at least one foreground class"):
+        load_text(tmp_path, "[data]\nclasses = []\n")
+
+
+def test_bad_override_syntax(tmp_path):
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_text(tmp_path, "", ["optim.lr"])
+
+
+def test_dump_round_trips_and_diff_lists_changes(tmp_path):
+    config = load_text(tmp_path, "[optim]\nlr = 0.01\n")
+    again = load_config_text(dump_config(config), base_dir=tmp_path)
+    assert again.model_dump() == config.model_dump()
+    assert diff_from_defaults(config) == {"optim.lr": (0.005, 0.01)}
+
+
+def test_starter_config_is_valid(tmp_path):
+    config = load_text(tmp_path, STARTER)
+    assert config.model.arch == "tiny"
+
+
+def test_copy_with_validates(tmp_path):
+    config = load_text(tmp_path, "")
+    assert config.copy_with({"optim.lr": 0.1}).optim.lr == 0.1
+    with pytest.raises(Exception):
+        config.copy_with({"optim.lr": -1})
