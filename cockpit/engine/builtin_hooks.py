@@ -84,5 +84,39 @@ class CheckpointHook(Hook):
             trainer.save_checkpoint(f"end of epoch {epoch}")
 
 
+class EvalProbeHook(Hook):
+    """Every ``every`` iterations, predicts on a few pinned val images in eval mode.
+
+    Cheap (2 images, ``eval()`` + ``no_grad``, back to ``train()``), so "no detections in
+    eval mode" is caught long before the next full evaluation. The scores go to every hook
+    that has an ``on_probe`` handler (the diagnostics).
+    """
+
+    def __init__(self, every: int = 100, images: int = 2):
+        self.every = every
+        self.images = images
+
+    def after_step(self, trainer: "Trainer", outcome: StepOutcome) -> None:
+        if outcome.iter % self.every or trainer.val_set is None or len(trainer.val_set) == 0 or not outcome.finite:
+            return
+        import torch
+
+        count = min(self.images, len(trainer.val_set))
+        images = [trainer.val_set[i][0].to(trainer.device) for i in range(count)]
+        model = trainer.model
+        model.eval()
+        try:
+            with torch.no_grad():
+                outputs = model(images)
+        finally:
+            model.train()
+        scores = torch.cat([o["scores"] for o in outputs]).tolist()
+        facts = {"iter": outcome.iter, "num_images": count, "scores": scores}
+        for hook in trainer.hooks:
+            handler = getattr(hook, "on_probe", None)
+            if handler is not None:
+                handler(facts)
+
+
 def default_hooks() -> list[Hook]:
-    return [MetricsHook(), EvalHook(), CheckpointHook()]
+    return [MetricsHook(), EvalHook(), CheckpointHook(), EvalProbeHook()]

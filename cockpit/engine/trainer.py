@@ -218,6 +218,10 @@ class Trainer:
         self._bus.publish(event)
 
     @property
+    def hooks(self) -> tuple[Hook, ...]:
+        return tuple(self._hooks)
+
+    @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 

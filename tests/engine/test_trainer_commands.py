@@ -159,3 +159,23 @@ def test_same_seed_same_losses(sample_config):
         trainer.close()
         losses.append([e.loss for e in events.of(StepMetrics)])
     assert losses[0] == losses[1]
+
+
+def test_eval_probe_reports_detection_scores_to_the_diagnostics(sample_config):
+    from cockpit.engine.builtin_hooks import EvalProbeHook
+
+    class Listens(Hook):
+        def __init__(self):
+            self.probes = []
+
+        def on_probe(self, facts):
+            self.probes.append(facts)
+
+    listens = Listens()
+    trainer, events = run(sample_config("run.max_iters=4"), EvalProbeHook(every=2), listens)
+    trainer.start()
+    events.wait_for(lambda e: isinstance(e, RunFinished))
+    trainer.close()
+    assert [p["iter"] for p in listens.probes] == [2, 4]
+    assert all(p["num_images"] == 2 and isinstance(p["scores"], list) for p in listens.probes)
+    assert trainer.model.training
