@@ -76,6 +76,14 @@ class DetectionDataset(torch.utils.data.Dataset):
         target = self.raw_target(index)
         return apply_transform(self.transform, image, target)
 
+    def index_of_image_id(self, image_id: int) -> int | None:
+        """The sample index holding ``image_id`` (built once from ``sample_info``), or None."""
+        index = getattr(self, "_index_by_image_id", None)
+        if index is None:
+            index = {self.sample_info(i).image_id: i for i in range(len(self))}
+            self._index_by_image_id = index
+        return index.get(int(image_id))
+
     def coco_api(self):
         """A pycocotools ``COCO`` ground-truth object for evaluation (see ``cockpit.data.coco_gt``).
 

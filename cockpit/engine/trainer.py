@@ -570,7 +570,7 @@ class Trainer:
 
     def _preview_culprit(self, image_id: int) -> None:
         try:
-            index = self.train_set.index_of_image_id(image_id) if hasattr(self.train_set, "index_of_image_id") else None
+            index = self.train_set.index_of_image_id(image_id)
             if index is not None:
                 self.publish_preview(index, predict=False, split="train")
         except Exception:  # noqa: BLE001 - a preview must never turn one fault into two

@@ -12,6 +12,7 @@ from cockpit.engine.commands import RewindSkip
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
+    PreviewReady,
     RunError,
     RunFinished,
     RunState,
@@ -110,6 +111,9 @@ def test_interactive_nan_pauses_and_waits_for_the_user(sample_config):
     assert not error.fatal and "non-finite" in error.summary and "loss_classifier" in error.summary
     events.wait_for(lambda e: isinstance(e, StateChanged) and e.state is RunState.PAUSED)
     assert trainer.iteration == 2
+    # The culprit batch's first image is shown in the preview (a train image, GT only).
+    culprit = events.wait_for(lambda e: isinstance(e, PreviewReady) and "train-" in (e.image_path or ""))
+    assert culprit.boxes == [] and culprit.image_path.endswith(f"train-{culprit.index}.png")
     trainer.send(RewindSkip(lr_factor=0.1))
     finished = finish(trainer, events)
     assert finished.outcome == "finished" and finished.iter == 4
