@@ -80,6 +80,9 @@ class Thresholds:
     """Train loss at or below this share of the initial loss counts as "trained"."""
     trained_abs: float = 0.5
     """... or a total loss at or below this (a resumed run has no initial loss to compare)."""
+    trained_ap50: float = 0.1
+    """... or an AP50 at or above this: COCO AP ranks every raw detection, so a model whose
+    boxes are right but whose scores all sit below ``eval.score_thresh`` still earns it."""
     probe_consecutive: int = 2
 
     # boxes_in_corner
@@ -424,6 +427,9 @@ def no_val_detections(
             f"{facts.detections_above} detections >= {facts.score_thresh:g} on {facts.num_images} val images",
         )
     trained, desc = _trained(history, t)
+    ap50 = facts.metrics.get("AP50", math.nan)
+    if math.isfinite(ap50) and ap50 >= t.trained_ap50:
+        trained, desc = True, f"{desc}; AP50 {ap50:.3f} over the raw scores"
     if not trained:
         return _ok(rule, f"no detections yet, but the model is not trained yet ({desc})")
     hist = histogram_text(facts.histogram, facts.bin_edges)

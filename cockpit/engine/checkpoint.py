@@ -22,8 +22,12 @@ class CheckpointError(Exception):
 
 
 def all_finite(model: torch.nn.Module) -> bool:
-    """True when every parameter is finite (one device sync for the whole model)."""
-    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    """True when every parameter and floating buffer is finite (one device sync in all).
+
+    Buffers count too: a forward pass on a poisoned batch updates batch-norm running
+    statistics even when the optimizer step is skipped.
+    """
+    flags = [torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()]
     return bool(torch.stack(flags).all().item()) if flags else True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -306,6 +307,20 @@ def test_no_val_detections_not_flagged_before_training_has_progressed():
     feed(h, range(1, 30), const_terms(loss_classifier=1.5))
     h.record_eval(EvalFacts.from_scores(30, [0.1], num_images=3, score_thresh=0.5))
     assert rules.no_val_detections(h).state == CheckState.OK
+
+
+def test_no_val_detections_trusts_the_raw_score_ap50_over_a_slow_loss():
+    # Early in a run the loss may still be above the "trained" ratio while COCO AP, which
+    # ranks every raw detection, already shows the boxes are right: the threshold hides them.
+    h = MetricHistory()
+    feed(h, range(1, 60), const_terms(loss_classifier=1.5))
+    low = EvalFacts.from_scores(60, [0.3, 0.2], num_images=2, score_thresh=0.99)
+    h.record_eval(replace(low, metrics={"AP50": 0.05}))
+    assert rules.no_val_detections(h).state == CheckState.OK
+    h.record_eval(replace(low, metrics={"AP50": 0.33}))
+    v = rules.no_val_detections(h)
+    assert v.state == CheckState.FLAGGED
+    assert "AP50 0.330" in v.evidence and "eval.score_thresh = 0.99" in v.flag.likely_cause
 
 
 # --------------------------------------------------------------------------- eval_probe
