@@ -1,4 +1,4 @@
-"""The ``cockpit`` command: run, check, init, report, preview.
+"""The ``cockpit`` command: run, attach, ls, check, init, report, preview.
 
 Only argparse is imported at module level: ``cockpit --help`` must answer at once, without
 torch. Each subcommand imports what it needs when it runs. Bad input ends with a one-line
@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="auto|PATH", help="continue the newest run of this name, or a run dir / checkpoint")
     run.add_argument("--no-check", action="store_true", help="skip the pre-flight dataset check")
     run.add_argument(
+        "--detach",
+        action="store_true",
+        help="train in a background process that outlives the terminal; `cockpit attach` opens the cockpit on it",
+    )
+    run.add_argument(
         "--inject",
         action="append",
         default=[],
@@ -52,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="testing aid: inject a fault (oom or nan) at an iteration, e.g. --inject oom@5",
     )
     _add_set(run)
+
+    attach = sub.add_parser("attach", help="open the cockpit on a detached run (q detaches; the run goes on)")
+    attach.add_argument(
+        "target",
+        nargs="?",
+        default="auto",
+        metavar="RUN_DIR|OUTPUT_DIR|auto",
+        help="a run directory; an output directory (its newest running run); or auto (default): "
+        "the newest running run under ./runs or among your detached runs",
+    )
+    attach.add_argument("--headless", action="store_true", help="print the run's log lines instead of opening the cockpit")
+
+    ls = sub.add_parser("ls", help="list runs: state (running/finished/failed/stale), iteration, best AP50, age")
+    ls.add_argument("output_dir", nargs="?", type=Path, help="where the runs are (default ./runs, plus your detached runs)")
 
     check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
     check.add_argument("config", type=Path)
@@ -88,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     handler = {
         "run": _cmd_run,
+        "attach": _cmd_attach,
+        "ls": _cmd_ls,
         "check": _cmd_check,
         "init": _cmd_init,
         "report": _cmd_report,
@@ -198,6 +219,8 @@ def _cmd_run(args) -> int:
             _error("pre-flight check found errors (see above); fix them or pass --no-check")
             return EXIT_FAILED
         preflight = report.to_dict() if report is not None else None
+    if args.detach:
+        return _run_detached(args, preflight)
     headless = args.headless or not sys.stdout.isatty()
     from cockpit.engine.session import RunRequest, make_trainer
 
@@ -207,6 +230,7 @@ def _cmd_run(args) -> int:
     except Exception as error:  # noqa: BLE001 - ResumeError, CheckpointError, OSError: all one line
         _error(str(error))
         return EXIT_USAGE
+    _record_process(trainer)
     if headless:
         from cockpit.engine.session import run_headless
 
@@ -220,6 +244,92 @@ def _cmd_run(args) -> int:
     link = getattr(app, "link", trainer)
     link.close(timeout=60)
     return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
+
+
+def _record_process(trainer) -> None:
+    """server.json with this pid, so `cockpit ls` can tell this run's running from stale."""
+    if trainer.run_dir is None:
+        return
+    from cockpit.remote.runs import write_server_info
+
+    try:
+        write_server_info(trainer.run_dir, socket=None)
+    except OSError as error:
+        _error(f"cannot write {trainer.run_dir}/server.json: {error.strerror}")
+
+
+def _run_detached(args, preflight) -> int:
+    from cockpit.remote.daemon import DetachError, DetachRequest, spawn
+
+    request = DetachRequest(
+        config_path=str(args.config.resolve()),
+        overrides=list(args.overrides),
+        resume=args.resume,
+        inject=list(args.inject),
+        preflight=preflight,
+    )
+    try:
+        detached = spawn(request)
+    except DetachError as error:
+        _error(str(error))
+        return EXIT_FAILED
+    print(f"run: {detached.run_dir}")
+    print(f"pid {detached.pid}; log: {detached.run_dir / 'cockpit.log'}")
+    print(f"attach: cockpit attach {detached.run_dir}")
+    return EXIT_OK
+
+
+def _cmd_ls(args) -> int:
+    from cockpit.remote.runs import default_runs, find_runs, format_table
+
+    if args.output_dir is not None and not args.output_dir.is_dir():
+        _error(f"{args.output_dir}: no such directory")
+        return EXIT_USAGE
+    runs = find_runs(args.output_dir) if args.output_dir is not None else default_runs()
+    if not runs:
+        where = args.output_dir if args.output_dir is not None else "./runs"
+        print(f"no runs under {where}")
+        return EXIT_OK
+    print(format_table(runs))
+    return EXIT_OK
+
+
+def _cmd_attach(args) -> int:
+    from cockpit.config import ConfigError, load_config
+    from cockpit.remote.client import AttachError, RemoteLink
+    from cockpit.remote.runs import RunLookupError, resolve_attach_target
+
+    try:
+        run_dir = resolve_attach_target(args.target)
+        link = RemoteLink(run_dir)
+    except (RunLookupError, AttachError) as error:
+        _error(str(error))
+        return EXIT_USAGE
+    if args.headless or not sys.stdout.isatty():
+        from cockpit.engine.headless import HeadlessPrinter
+
+        printer = HeadlessPrinter(sys.stdout)
+        link.subscribe(printer)
+        link.start()
+        try:
+            link.wait()
+        finally:
+            link.close(timeout=5)
+        return EXIT_OK
+    config_path = run_dir / "config.toml"
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        _error(f"{config_path}: {str(error).splitlines()[0]}")
+        return EXIT_USAGE
+    from cockpit.ui.attached import create_attached_app
+
+    app = create_attached_app(link, config, config_path)
+    app.run()
+    link.close(timeout=5)
+    if not link.read_only_reason and not link.state.is_terminal:
+        print(f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -297,6 +297,16 @@ class CockpitApp(App[None]):
         self.link.send(command)
         return True
 
+    @classmethod
+    def key_bindings(cls) -> list[Binding]:
+        """The app's bindings, a subclass's replacing a base's on the same key (as Textual merges them)."""
+        merged: dict[str, Binding] = {}
+        for base in reversed(cls.__mro__):
+            for binding in base.__dict__.get("BINDINGS", []):
+                if isinstance(binding, Binding):
+                    merged[binding.key] = binding
+        return list(merged.values())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self._MAIN_ACTIONS and isinstance(self.screen, ModalScreen):
             return False
@@ -342,8 +352,8 @@ class CockpitApp(App[None]):
         names = {"plus": "+", "minus": "-", "question_mark": "?"}
         keys = [
             (" / ".join(names.get(k, k) for k in binding.key.split(",")), binding.tooltip or binding.description)
-            for binding in self.BINDINGS
-            if isinstance(binding, Binding) and not binding.key.isdigit() and binding.key != "ctrl+q"
+            for binding in self.key_bindings()
+            if not binding.key.isdigit() and binding.key != "ctrl+q"
         ]
         keys.insert(-3, ("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
         self.push_screen(HelpScreen(keys))
@@ -551,8 +561,8 @@ class CockpitApp(App[None]):
     # -- command palette ----------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if not isinstance(binding, Binding) or binding.key in ("ctrl+q",) or binding.action.startswith("focus_pane"):
+        for binding in self.key_bindings():
+            if binding.key in ("ctrl+q",) or binding.action.startswith("focus_pane"):
                 continue
             key = binding.key_display or binding.key.split(",")[0]
             yield SystemCommand(

@@ -1,0 +1,246 @@
+"""``RemoteLink``: the :class:`~cockpit.engine.link.EngineLink` of a run in another process.
+
+It connects to the run's control socket, replays ``events.jsonl`` up to the event number
+the server's ``hello`` names, then follows live events from the socket -- so a cockpit that
+attaches late sees the whole run, once, in order. Commands go out through a writer thread
+(``send`` never blocks the UI). ``close()`` only disconnects: the run goes on.
+
+A run that has ended, or whose process is gone, opens read-only: the file is replayed and
+nothing is connected; commands are answered with a refusing ``CommandAck``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import socket
+import threading
+import time
+from pathlib import Path
+
+from cockpit.engine import rundir
+from cockpit.engine.commands import Command
+from cockpit.engine.events import CommandAck, Event, RunFinished, RunState, RunWarning, StateChanged, event_from_dict
+from cockpit.engine.link import Listener
+from cockpit.remote import protocol
+from cockpit.remote.runs import RunInfo, count_lines, inspect
+
+REPLAY_WAIT = 5.0
+"""How long to wait for the run's writer to flush lines the server already numbered."""
+
+
+class AttachError(Exception):
+    """The run cannot be attached to; ``str()`` is a one-line reason."""
+
+
+def read_events(path: Path, limit: int | None = None) -> list[Event]:
+    """The events in ``events.jsonl`` (the first ``limit`` lines); torn or unknown lines are skipped."""
+    import json
+
+    events: list[Event] = []
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        return events
+    with handle:
+        for number, raw in enumerate(handle):
+            if limit is not None and number >= limit:
+                break
+            try:
+                events.append(protocol.restore_floats(event_from_dict(json.loads(raw))))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return events
+
+
+class RemoteLink:
+    """Attaches a cockpit to a run served by :class:`~cockpit.remote.server.ControlServer`."""
+
+    def __init__(self, run_dir: Path, *, connect_timeout: float = 5.0):
+        self._run_dir = Path(run_dir)
+        self.info: RunInfo = inspect(self._run_dir)
+        self._listeners: list[Listener] = []
+        self._state = RunState.IDLE
+        self._sock: socket.socket | None = None
+        self._hello: dict | None = None
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self.connected = False
+        self.read_only_reason = ""
+        """Why this link cannot steer the run (empty while connected)."""
+        self._connect(connect_timeout)
+
+    # -- connecting -----------------------------------------------------------------------
+    def _connect(self, timeout: float) -> None:
+        info = self.info
+        if info.state != "running":
+            self.read_only_reason = {
+                "finished": "the run has finished",
+                "failed": "the run failed",
+                "stale": "the run's process is gone (it did not finish)",
+            }.get(info.state, f"the run is {info.state}")
+            return
+        if info.socket is None:
+            self.read_only_reason = "the run was started without --detach (it has no control socket)"
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(info.socket))
+            first = protocol.LineReader(sock.recv, protocol.MAX_EVENT_BYTES)
+            line = next(first, None)
+        except OSError as error:
+            sock.close()
+            raise AttachError(f"cannot connect to {info.socket}: {error.strerror or error}") from None
+        if line is None or line.overflow:
+            sock.close()
+            raise AttachError(f"{info.socket}: the run closed the connection")
+        try:
+            hello = protocol.decode(line.data, allowed=protocol.SERVER_TYPES, max_bytes=protocol.MAX_EVENT_BYTES)
+        except protocol.ProtocolError as error:
+            sock.close()
+            raise AttachError(f"{info.socket}: {error}") from None
+        if hello["type"] == "error":
+            sock.close()
+            raise AttachError(f"the run refused the connection: {hello.get('message')}")
+        if hello["type"] != "hello" or not isinstance(hello.get("seq"), int):
+            sock.close()
+            raise AttachError(f"{info.socket}: expected a hello, got {hello['type']!r}")
+        sock.settimeout(None)
+        self._sock = sock
+        self._reader = first  # it may already hold bytes that followed the hello
+        self._hello = hello
+        self.connected = True
+
+    # -- EngineLink -----------------------------------------------------------------------
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self._run_dir
+
+    @property
+    def read_only(self) -> bool:
+        return not self.connected
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Replay the history and follow the run, on a background thread."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._follow, name="cockpit-remote-link", daemon=True)
+        self._thread.start()
+        if self._sock is not None:
+            self._writer = threading.Thread(target=self._write_loop, name="cockpit-remote-send", daemon=True)
+            self._writer.start()
+
+    def send(self, command: Command) -> None:
+        if not self.connected or self._closing:
+            why = self.read_only_reason or "not connected to the run"
+            self._emit(CommandAck(command=command.name, iter=0, ok=False, message=f"read-only: {why}"))
+            return
+        self._outbox.put(protocol.encode_command(f"c{next(self._ids)}", command))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the history is replayed and the run's stream has ended; True when it has."""
+        if self._thread is None:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Disconnect (the run goes on) and wait for the link's threads."""
+        self._closing = True
+        self._outbox.put(None)
+        if self._writer is not None:
+            self._writer.join(timeout)
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._sock is not None:
+            self._sock.close()
+        self.connected = False
+
+    # -- threads --------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        if isinstance(event, (StateChanged, RunFinished)):
+            self._state = RunState(event.state)
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _replay(self, limit: int | None) -> None:
+        path = self._run_dir / rundir.EVENTS
+        if limit is not None:
+            # The server numbers an event as the writer appends it; give the writer a moment.
+            deadline = time.monotonic() + REPLAY_WAIT
+            while count_lines(path) < limit and time.monotonic() < deadline:
+                time.sleep(0.05)
+        for event in read_events(path, limit):
+            self._emit(event)
+
+    def _follow(self) -> None:
+        if self._hello is None:
+            self._replay(None)
+            return
+        self._replay(self._hello["seq"])
+        expected = self._hello["seq"]
+        said_bye = False
+        try:
+            for line in self._reader:
+                if line.overflow:
+                    self._emit(RunWarning(f"dropped an over-long message ({line.overflow} bytes) from the run", category="remote"))
+                    continue
+                try:
+                    message = protocol.decode(line.data, allowed=protocol.SERVER_TYPES, max_bytes=protocol.MAX_EVENT_BYTES)
+                    kind = message["type"]
+                    if kind == "event":
+                        event = protocol.decode_event(message)
+                        seq = message.get("seq")
+                        if isinstance(seq, int):
+                            if seq < expected:
+                                continue  # already replayed from the file
+                            expected = seq + 1
+                        self._emit(event)
+                    elif kind == "missed":
+                        self._emit(RunWarning(
+                            f"this cockpit fell behind: {message.get('count')} events from the run were skipped",
+                            category="listener_lag",
+                        ))
+                    elif kind == "error":
+                        self._emit(RunWarning(f"the run refused a message: {message.get('message')}", category="remote"))
+                    elif kind == "bye":
+                        said_bye = True
+                except protocol.ProtocolError as error:
+                    self._emit(RunWarning(f"unreadable message from the run: {error}", category="remote"))
+        except OSError:
+            pass
+        finally:
+            self.connected = False
+        if not said_bye and not self._closing:
+            self.read_only_reason = "the connection to the run was lost"
+            self._emit(RunWarning(
+                "lost the connection to the run; it may still be going (cockpit attach reconnects)",
+                category="connection",
+            ))
+
+    def _write_loop(self) -> None:
+        assert self._sock is not None
+        while True:
+            data = self._outbox.get()
+            if data is None:
+                return
+            try:
+                self._sock.sendall(data)
+            except OSError:
+                return
