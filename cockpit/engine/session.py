@@ -3,6 +3,9 @@
 ``run_headless`` keeps the main thread free for signal handlers: SIGINT, SIGTERM and
 SIGHUP ask the trainer to stop at the next iteration boundary, saving a checkpoint; a
 second Ctrl-C exits at once.
+
+Under ``torchrun`` every rank builds a trainer here; the ranks other than 0 run
+headless and print nothing (``engine/distributed.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Callable
 
 from cockpit.config import Config
 from cockpit.engine.commands import Stop
+from cockpit.engine.distributed import DistContext, detect
 from cockpit.engine.faults import Injection
 from cockpit.engine.headless import HeadlessPrinter
 from cockpit.engine.trainer import Trainer
@@ -30,6 +34,8 @@ class RunRequest:
     resume: str | None = None
     injections: list[Injection] = field(default_factory=list)
     preflight: dict | None = None
+    dist: DistContext = field(default_factory=detect)
+    """This process's place in a ``torchrun`` job (a single process outside one)."""
 
 
 def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
@@ -39,11 +45,17 @@ def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
         headless=headless,
         injections=request.injections,
         preflight=request.preflight,
+        dist=request.dist,
     )
 
 
-def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer]:
-    """For the cockpit's restart action: a new run from a checkpoint with an edited config."""
+def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer] | None:
+    """For the cockpit's restart action: a new run from a checkpoint with an edited config.
+
+    None in a multi-process run: a restart would need every rank to restart with it.
+    """
+    if request.dist.enabled:
+        return None
 
     def build(config: Config, resume_from: str | None) -> Trainer:
         return Trainer(config, resume=resume_from, headless=False, preflight=request.preflight)
@@ -52,8 +64,10 @@ def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Traine
 
 
 def run_headless(trainer: Trainer) -> int:
-    printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / "cockpit.log")
-    trainer.subscribe(printer)
+    printer = None
+    if trainer.run_dir is not None:
+        printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / "cockpit.log")
+        trainer.subscribe(printer)
     received: list[int] = []
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -74,10 +88,13 @@ def run_headless(trainer: Trainer) -> int:
             trainer.join(0.5)
     finally:
         trainer.close()
-        printer.close()
+        if printer is not None:
+            printer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if trainer.state.value == "FAILED":
+        if not trainer.is_main:
+            return 1
         print(f"cockpit: run failed: {trainer.failure_reason or 'see the log above'}", file=sys.stderr)
         return 1
     return 0

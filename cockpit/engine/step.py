@@ -2,15 +2,21 @@
 
 Kept apart from the trainer so the hot path is small enough to read at a glance. The
 batch may be split into micro-batches (gradient accumulation) after a CUDA OOM: the
-effective batch, and so the LR recipe, stays the same.
+effective batch, and so the LR recipe, stays the same. In a multi-process run the same
+step runs on every rank through DistributedDataParallel (see ``engine/distributed.py``).
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cockpit.engine.distributed import Peers
 
 _get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)
 
@@ -54,38 +60,78 @@ def train_step(
     amp: bool,
     device_type: str,
     poison: bool = False,
+    fail: BaseException | None = None,
+    peers: "Peers | None" = None,
 ) -> StepResult:
-    """Run one iteration; the optimizer steps only when every loss term (and grad) is finite."""
+    """Run one iteration; the optimizer steps only when every loss term (and grad) is finite.
+
+    ``fail`` is raised right after the first forward, where a real OOM would surface
+    (fault injection). With ``peers`` (a
+    multi-process run) ``model`` is the DistributedDataParallel wrapper, the losses are
+    averaged over ranks and a CUDA OOM or a non-finite value on any rank is one on all.
+    """
     optimizer.zero_grad(set_to_none=True)
     names: list[str] | None = None
     summed = None
     total_images = len(images)
-    for chunk_images, chunk_targets in zip(split(images, accumulation), split(targets, accumulation)):
-        with torch.autocast(device_type=device_type, enabled=amp):
-            loss_dict = model(chunk_images, chunk_targets)
-        if poison:
-            # Fault injection (--inject nan@N): exercise the non-finite path for real.
-            loss_dict["loss_classifier"] = loss_dict["loss_classifier"] * float("nan")
-        if names is None:
-            names = list(loss_dict)
-        weight = len(chunk_images) / total_images
-        scaler.scale(sum(loss_dict.values()) * weight).backward()
-        terms = torch.stack([loss_dict[name].detach().float() for name in names]) * weight
-        summed = terms if summed is None else summed + terms
+    chunks = list(zip(split(images, accumulation), split(targets, accumulation)))
+    no_sync = getattr(model, "no_sync", None)
+    # The last micro-batch's backward is held back: under DDP it is the one that all-reduces
+    # the gradients, and once that collective starts a rank can no longer back out, so every
+    # rank must first know that no rank ran out of memory.
+    held_back = None
+    oom: BaseException | None = None
+    try:
+        for index, (chunk_images, chunk_targets) in enumerate(chunks):
+            last = index == len(chunks) - 1
+            with nullcontext() if last or no_sync is None else no_sync():
+                with torch.autocast(device_type=device_type, enabled=amp):
+                    loss_dict = model(chunk_images, chunk_targets)
+                if fail is not None:
+                    # After the forward, not before: DDP's forward may run collectives of
+                    # its own, which a rank that skipped it would leave unanswered.
+                    raise fail
+                if poison:
+                    # Fault injection (--inject nan@N): exercise the non-finite path for real.
+                    loss_dict["loss_classifier"] = loss_dict["loss_classifier"] * float("nan")
+                if names is None:
+                    names = list(loss_dict)
+                weight = len(chunk_images) / total_images
+                scaled = scaler.scale(sum(loss_dict.values()) * weight)
+                if last:
+                    held_back = scaled
+                else:
+                    scaled.backward()
+            terms = torch.stack([loss_dict[name].detach().float() for name in names]) * weight
+            summed = terms if summed is None else summed + terms
+    except torch.cuda.OutOfMemoryError as error:
+        oom = error
+    if peers is not None and peers.any(oom is not None) and oom is None:
+        oom = torch.cuda.OutOfMemoryError("CUDA out of memory on another rank")
+    if oom is not None:
+        held_back = None
+        optimizer.zero_grad(set_to_none=True)
+        raise oom
+    held_back.backward()
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     if amp:
         scaler.unscale_(optimizer)
-    grad_norm = grad_total_norm(parameters, grad_clip)
+    grad_norm = grad_total_norm(parameters, grad_clip).detach().float().reshape(1).to(summed.device)
+    # Under AMP an infinite gradient is routine (the scaler skips that step and lowers its
+    # scale); only the losses decide. Without AMP an infinite gradient is a real fault.
+    ok = torch.isfinite(summed).all() if amp else torch.isfinite(summed).all() & torch.isfinite(grad_norm).all()
+    vector = torch.cat([summed, grad_norm, (~ok).float().reshape(1)])
+    if peers is not None:
+        # Averaged over ranks, the last element is > 0 when any rank saw a non-finite value.
+        vector = peers.mean(vector)
     # The one host-device sync of the iteration: the finiteness check has to happen before
     # optimizer.step() (a NaN step would poison the weights), and the same transfer brings
     # every loss term and the grad norm to the CPU for the hooks.
-    values = torch.cat([summed, grad_norm.detach().float().reshape(1).to(summed.device)]).tolist()
-    losses = dict(zip(names or [], values[:-1]))
+    values = vector.tolist()
+    losses = dict(zip(names or [], values[:-2]))
     loss = sum(losses.values())
-    norm = values[-1]
-    # Under AMP an infinite gradient is routine (the scaler skips that step and lowers its
-    # scale); only the losses decide. Without AMP an infinite gradient is a real fault.
-    finite = math.isfinite(loss) and (amp or math.isfinite(norm))
+    norm = values[-2]
+    finite = values[-1] == 0 and math.isfinite(loss) and (amp or math.isfinite(norm))
     if finite:
         scaler.step(optimizer)
         scaler.update()

@@ -7,6 +7,11 @@ iteration boundary, so a command takes effect before the next iteration starts. 
 blocks on a condition variable until the next command arrives -- no polling. Exceptions
 never escape the thread: a fault in a step, a hook or a listener becomes an event, and the
 run pauses (interactive) or stops with a checkpoint of the last good state (headless).
+
+In a multi-process run (``torchrun``) every rank runs a trainer; rank 0's queue is the
+only one read, and what it drains is broadcast so every rank applies the same commands at
+the same boundary (``engine/distributed.py``). Only rank 0 publishes events and writes
+the run directory, checkpoints and evaluations.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import copy
 import itertools
 import queue
 import random
+import sys
 import threading
 import time
 import traceback
@@ -42,7 +48,9 @@ from cockpit.engine.commands import (
     ScaleLR,
     SetLR,
     Stop,
+    command_from_dict,
 )
+from cockpit.engine.distributed import PAUSE_HEARTBEAT_S, SINGLE, DistContext
 from cockpit.engine.environment import describe, resolve_device
 from cockpit.engine.events import (
     CheckpointSaved,
@@ -124,8 +132,11 @@ class Trainer:
         hooks: list[Hook] | None = None,
         diagnostics: bool = True,
         preflight: dict | None = None,
+        dist: DistContext = SINGLE,
     ):
         self.config = config
+        self.dist = dist
+        self.is_main = dist.is_main
         self.is_headless = headless
         self.injections = list(injections or [])
         self._hooks: list[Hook] = []
@@ -138,20 +149,30 @@ class Trainer:
         self._stop: Stop | None = None
         self._thread: threading.Thread | None = None
         self._pending_rewind = False
+        self._peers = None
+        self._train_model: torch.nn.Module | None = None
+        self._last_batch: tuple[list, list] | None = None
+        self.pause_heartbeat = PAUSE_HEARTBEAT_S
+        self.exchanges = 0
+        """Command exchanges with the other ranks so far (heartbeats during a pause included)."""
 
+        # Every rank loads the checkpoint; only rank 0 keeps a run directory.
         resume_dir, self._resume_checkpoint = resolve_resume(config, resume)
-        if resume_dir is not None:
-            self._run_dir = resume_dir
-        else:
-            self._run_dir = rundir.create(config.resolve_path(config.run.output_dir), config.run.name)
-        (self._run_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
-        (self._run_dir / rundir.CONFIG).write_text(dump_config(config), encoding="utf-8")
-        if preflight is not None:
-            import json
+        self._run_dir: Path | None = None
+        self._writer: rundir.RunDirWriter | None = None
+        if self.is_main:
+            if resume_dir is not None:
+                self._run_dir = resume_dir
+            else:
+                self._run_dir = rundir.create(config.resolve_path(config.run.output_dir), config.run.name)
+            (self._run_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
+            (self._run_dir / rundir.CONFIG).write_text(dump_config(config), encoding="utf-8")
+            if preflight is not None:
+                import json
 
-            (self._run_dir / rundir.PREFLIGHT).write_text(json.dumps(preflight, indent=1), encoding="utf-8")
-        self._writer = rundir.RunDirWriter(self._run_dir)
-        self._bus.subscribe(self._writer)
+                (self._run_dir / rundir.PREFLIGHT).write_text(json.dumps(preflight, indent=1), encoding="utf-8")
+            self._writer = rundir.RunDirWriter(self._run_dir)
+            self._bus.subscribe(self._writer)
 
         self.iteration = 0
         self.epoch = 0
@@ -167,8 +188,11 @@ class Trainer:
 
         from cockpit.engine.builtin_hooks import default_hooks
 
-        self._hooks.extend(default_hooks())
-        if diagnostics:
+        # Records, evaluation, checkpoints and diagnostics are rank 0's; hooks the caller
+        # passes run on every rank.
+        if self.is_main:
+            self._hooks.extend(default_hooks())
+        if diagnostics and self.is_main:
             try:
                 from cockpit.diagnostics.hook import DiagnosticsHook
 
@@ -184,13 +208,15 @@ class Trainer:
         return self._state
 
     @property
-    def run_dir(self) -> Path:
+    def run_dir(self) -> Path | None:
+        """The run directory; None on ranks other than 0, which write nothing."""
         return self._run_dir
 
     def subscribe(self, listener: Listener) -> None:
         self._bus.subscribe(listener)
 
     def send(self, command: Command) -> None:
+        """Queue a command. In a multi-process run only rank 0's queue is read."""
         with self._cond:
             self._commands.put((command.priority, next(self._sequence), command))
             self._cond.notify_all()
@@ -211,11 +237,16 @@ class Trainer:
             self.send(Stop(save=save, reason="closed"))
             self._thread.join(timeout)
         self._bus.close()
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
     # -- for hooks ------------------------------------------------------------------------
     def publish(self, event: Event) -> None:
-        self._bus.publish(event)
+        if self.is_main:
+            self._bus.publish(event)
+        elif isinstance(event, RunError):
+            # Other ranks are silent, except that an error must be seen somewhere.
+            print(f"cockpit[rank {self.dist.rank}]: {event.summary}", file=sys.stderr, flush=True)
 
     @property
     def hooks(self) -> tuple[Hook, ...]:
@@ -244,14 +275,21 @@ class Trainer:
         self.failure_reason = reason if outcome == "failed" else ""
         self._set_state(final, reason)
         self.publish(RunFinished(state=final, iter=self.iteration, epoch=self.epoch + 1, outcome=outcome, reason=reason))
+        if self._peers is not None:
+            self._peers.close()
 
     def _setup(self) -> None:
         from cockpit.data.loader import build_dataset
         from cockpit.engine.model import build_model
 
+        from cockpit.engine import distributed
+
         config = self.config
-        self._seed_everything(config.run.seed)
-        self.device = resolve_device(config.run.device)
+        # Ranks draw different augmentations; the weights still start equal (DDP copies
+        # rank 0's when it wraps the model).
+        self._seed_everything(config.run.seed + self.dist.rank)
+        self.device = distributed.select_device(self.dist, resolve_device(config.run.device))
+        self._peers = distributed.connect(self.dist, self.device)
         self.amp = config.optim.amp and self.device.type == "cuda"
         self.train_set = build_dataset(config, "train", train=True)
         self.val_set = build_dataset(config, "val", train=False) if config.data.val else None
@@ -269,13 +307,18 @@ class Trainer:
         if self._resume_checkpoint is not None:
             self._load_checkpoint(self._resume_checkpoint)
             resumed_from = str(self._resume_checkpoint)
-        self.iters_per_epoch = -(-len(self.train_set) // config.data.batch_size)
+        # The step trains through the DDP wrapper; evaluation, previews, snapshots and
+        # checkpoints use the bare module, so a checkpoint has torchvision's own keys.
+        self._train_model = distributed.wrap(self.model, self.device) if self._peers is not None else self.model
+        self.iters_per_epoch = -(-self.sampler.per_rank // config.data.batch_size)
         total = config.run.epochs * self.iters_per_epoch
         self.total_iters = min(total, config.run.max_iters) if config.run.max_iters else total
         environment = describe(self.device)
         from cockpit.engine.model import describe_model
 
         environment["model"] = describe_model(self.model)
+        environment["world_size"] = self.dist.world_size
+        environment["global_batch"] = config.data.batch_size * self.dist.world_size
         self.publish(
             RunStarted(
                 run_dir=str(self._run_dir),
@@ -326,7 +369,9 @@ class Trainer:
 
         config = self.config
         # Our own sampler (not shuffle=True) so a resumed run continues mid-epoch exactly.
-        sampler = EpochSampler(len(self.train_set), shuffle=True, seed=config.run.seed)
+        sampler = EpochSampler(
+            len(self.train_set), shuffle=True, seed=config.run.seed, rank=self.dist.rank, world_size=self.dist.world_size
+        )
         loader = DataLoader(
             SkippingDataset(self.train_set),
             batch_size=config.data.batch_size,
@@ -409,6 +454,8 @@ class Trainer:
                 )
             )
         self.epoch_iter += 1
+        if self._peers is not None:
+            images, targets = self._batch_for_every_rank(images, targets)
         if not images:
             return
         self.iteration += 1
@@ -446,21 +493,44 @@ class Trainer:
         else:
             self._on_nonfinite(outcome)
 
+    def _batch_for_every_rank(self, images: list, targets: list) -> tuple[list, list]:
+        """A rank whose whole batch was unreadable trains on its previous batch again.
+
+        Skipping would leave the other ranks waiting in the step's collectives; one repeated
+        batch on one rank is the smaller harm.
+        """
+        if images:
+            self._last_batch = (images, targets)
+            return images, targets
+        if self._last_batch is None:
+            raise _RunFailed(f"rank {self.dist.rank}: every sample of its first batch was unreadable")
+        self.publish(
+            RunWarning(
+                f"rank {self.dist.rank}: no readable sample in this batch; repeating its previous batch",
+                iter=self.iteration,
+                category="skipped_sample",
+            )
+        )
+        return self._last_batch
+
     def _step_with_oom_recovery(self, images, targets):
         injections = [i for i in self.injections if i.iteration == self.iteration and not i.fired]
+        # Under DDP every rank must make the same retry decision, so it rests on the
+        # configured batch size rather than on how many samples this rank could read.
+        batch_size = self.config.data.batch_size if self._peers is not None else len(images)
         for attempt in range(MAX_OOM_RETRIES + 1):
-            try:
-                for injection in injections:
-                    if injection.kind == "oom" and not injection.fired:
-                        injection.fired = True
-                        raise torch.cuda.OutOfMemoryError(
-                            f"CUDA out of memory (injected by --inject oom@{injection.iteration})"
-                        )
+            injected = next((i for i in injections if i.kind == "oom" and not i.fired), None)
+            fail, poison = None, False
+            if injected is not None:
+                injected.fired = True
+                fail = torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by --inject oom@{injected.iteration})")
+            else:
                 poison = any(i.kind == "nan" for i in injections)
                 for injection in injections:
                     injection.fired = True
+            try:
                 return train_step(
-                    self.model,
+                    self._train_model,
                     self.optimizer,
                     self.scaler,
                     images,
@@ -470,9 +540,11 @@ class Trainer:
                     amp=self.amp,
                     device_type=self.device.type,
                     poison=poison,
+                    fail=fail,
+                    peers=self._peers,
                 )
             except torch.cuda.OutOfMemoryError as error:
-                if not self._recover_oom(error, len(images), attempt):
+                if not self._recover_oom(error, batch_size, attempt):
                     return None
         return None
 
@@ -628,37 +700,73 @@ class Trainer:
         """Apply queued commands; block while paused. True when the run must stop."""
         self._drain()
         while self._state is RunState.PAUSED and self._stop is None:
-            with self._cond:
-                while self._commands.empty():
-                    self._cond.wait()
+            if self.is_main:
+                with self._cond:
+                    if self._peers is None:
+                        while self._commands.empty():
+                            self._cond.wait()
+                    elif self._commands.empty():
+                        # The other ranks wait for this rank in the broadcast of _drain; a
+                        # "still paused" round now and then keeps their wait from timing out.
+                        self._cond.wait(self.pause_heartbeat)
             self._drain()
         return self._stop is not None
 
     def _drain(self) -> None:
+        """Apply what is queued, round after round, until a round brings nothing.
+
+        Applying a command may queue another (a failing evaluation asks to stop); the next
+        round takes it before the iteration starts. With peers, each round is one
+        broadcast of rank 0's commands and pause state, so every rank runs the same rounds.
+        """
+        while True:
+            commands = self._take_pending() if self.is_main else []
+            if self._peers is not None:
+                commands = self._exchange(commands)
+            if not commands:
+                return
+            self._apply_all(commands)
+            if self._stop is not None:
+                return
+
+    def _take_pending(self) -> list[Command]:
+        """Everything queued, in priority order (a Stop first)."""
+        taken = []
         while True:
             try:
                 _, _, command = self._commands.get_nowait()
             except queue.Empty:
-                return
+                return taken
+            taken.append(command)
+
+    def _exchange(self, commands: list[Command]) -> list[Command]:
+        """Rank 0's commands on every rank; the other ranks also take on its pause state."""
+        paused, sent = self._peers.broadcast((self._state is RunState.PAUSED, [c.to_dict() for c in commands]))
+        self.exchanges += 1
+        if self.is_main:
+            return commands
+        # Rank 0 may have paused on its own (a fault in one of its hooks): follow it, so no
+        # rank steps into a collective that rank 0 will not join.
+        if paused and self._state is RunState.RUNNING:
+            self._set_state(RunState.PAUSED, "paused on rank 0")
+        elif not paused and self._state is RunState.PAUSED:
+            self._set_state(RunState.RUNNING, "running on rank 0")
+        return [command_from_dict(data) for data in sent]
+
+    def _apply_all(self, commands: list[Command]) -> None:
+        for position, command in enumerate(commands):
             if isinstance(command, Stop):
                 # Stop jumps the queue: what was sent before it is refused, not applied.
                 self._stop = self._stop or command
-                self._refuse_pending()
+                for refused in commands[position + 1 :]:
+                    if not isinstance(refused, Stop):
+                        self.publish(CommandAck(command=refused.name, iter=self.iteration, ok=False, message="the run is stopping"))
                 return
             try:
                 message = self._apply(command)
                 self.publish(CommandAck(command=command.name, iter=self.iteration, ok=message is None or message == "", message=message or ""))
             except Exception as error:  # noqa: BLE001 - a bad command is refused, not fatal
                 self.publish(CommandAck(command=command.name, iter=self.iteration, ok=False, message=f"{type(error).__name__}: {error}"))
-
-    def _refuse_pending(self) -> None:
-        while True:
-            try:
-                _, _, command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if not isinstance(command, Stop):
-                self.publish(CommandAck(command=command.name, iter=self.iteration, ok=False, message="the run is stopping"))
 
     def _apply(self, command: Command) -> str | None:
         """Apply one command; returns a refusal message, or None when applied."""
@@ -724,7 +832,8 @@ class Trainer:
             set_augment_probabilities(
                 self.train_set.transform, hflip=new_config.augment.hflip, photometric=new_config.augment.photometric
             )
-        (self._run_dir / rundir.CONFIG).write_text(dump_config(new_config), encoding="utf-8")
+        if self._run_dir is not None:
+            (self._run_dir / rundir.CONFIG).write_text(dump_config(new_config), encoding="utf-8")
         return None
 
     # -- LR -------------------------------------------------------------------------------
@@ -759,7 +868,8 @@ class Trainer:
 
         from cockpit.engine.evaluation import evaluate
 
-        if self.val_set is None or self.val_loader is None:
+        # Rank 0 evaluates alone; the other ranks wait for it in their next collective.
+        if self.val_set is None or self.val_loader is None or not self.is_main:
             return None
         evaluation = evaluate(self.model, self.val_loader, self.val_set, self.device, self.config.eval.score_thresh)
         self.evaluations += 1
@@ -795,6 +905,8 @@ class Trainer:
     def publish_preview(self, index: int, predict: bool, split: str = "val") -> None:
         from cockpit.engine.preview import make_preview
 
+        if not self.is_main:
+            return
         dataset = self.val_set if split == "val" else self.train_set
         if split == "val":
             self._preview_index = index
@@ -829,7 +941,9 @@ class Trainer:
         }
 
     def save_checkpoint(self, reason: str, best: bool = False) -> bool:
-        """Write ``last.pt`` (and ``best.pt``); refuses non-finite weights."""
+        """Write ``last.pt`` (and ``best.pt``); refuses non-finite weights. Rank 0 only."""
+        if not self.is_main:
+            return True
         if not ckpt.all_finite(self.model):
             self.publish(
                 RunWarning("weights are not finite: checkpoint NOT written", iter=self.iteration, category="checkpoint_refused")
