@@ -6,7 +6,9 @@ attaches late sees the whole run, once, in order. Commands go out through a writ
 (``send`` never blocks the UI). ``close()`` only disconnects: the run goes on.
 
 A run that has ended, or whose process is gone, opens read-only: the file is replayed and
-nothing is connected; commands are answered with a refusing ``CommandAck``.
+nothing is connected; commands are answered with a refusing ``CommandAck``. A run that is
+alive but has no socket (started without ``--detach``) is watched read-only: the link
+follows its ``events.jsonl`` until it ends.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class RemoteLink:
         self._thread: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._closing = False
+        self._closed = threading.Event()
         self.connected = False
         self.read_only_reason = ""
         """Why this link cannot steer the run (empty while connected)."""
@@ -84,7 +87,7 @@ class RemoteLink:
             }.get(info.state, f"the run is {info.state}")
             return
         if info.socket is None:
-            self.read_only_reason = "the run was started without --detach (it has no control socket)"
+            self.read_only_reason = "the run was started without --detach: this cockpit watches it but cannot steer it"
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -158,6 +161,7 @@ class RemoteLink:
     def close(self, timeout: float | None = None) -> None:
         """Disconnect (the run goes on) and wait for the link's threads."""
         self._closing = True
+        self._closed.set()
         self._outbox.put(None)
         if self._writer is not None:
             self._writer.join(timeout)
@@ -191,7 +195,10 @@ class RemoteLink:
 
     def _follow(self) -> None:
         if self._hello is None:
-            self._replay(None)
+            if self.info.state == "running":
+                self._tail()
+            else:
+                self._replay(None)
             return
         self._replay(self._hello["seq"])
         expected = self._hello["seq"]
@@ -221,6 +228,7 @@ class RemoteLink:
                         self._emit(RunWarning(f"the run refused a message: {message.get('message')}", category="remote"))
                     elif kind == "bye":
                         said_bye = True
+                        self.read_only_reason = f"the run has ended ({message.get('reason') or 'bye'})"
                 except protocol.ProtocolError as error:
                     self._emit(RunWarning(f"unreadable message from the run: {error}", category="remote"))
         except OSError:
@@ -233,6 +241,38 @@ class RemoteLink:
                 "lost the connection to the run; it may still be going (cockpit attach reconnects)",
                 category="connection",
             ))
+
+    def _tail(self, interval: float = 0.5) -> None:
+        """Follow ``events.jsonl`` of a run without a socket until it ends or its process is gone."""
+        import json
+
+        from cockpit.remote.runs import pid_alive, read_server_info
+
+        path = self._run_dir / rundir.EVENTS
+        server = read_server_info(self._run_dir) or {}
+        pid, start = server.get("pid"), server.get("process_start")
+        offset, partial = 0, b""
+        while True:
+            alive = isinstance(pid, int) and pid_alive(pid, start)
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except OSError:
+                data = b""
+            offset += len(data)
+            *lines, partial = (partial + data).split(b"\n")
+            for raw in lines:
+                try:
+                    event = protocol.restore_floats(event_from_dict(json.loads(raw)))
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self._emit(event)
+                if isinstance(event, RunFinished):
+                    return
+            # Read once more after the process is seen gone: its last lines may have landed since.
+            if not alive or self._closed.wait(interval):
+                return
 
     def _write_loop(self) -> None:
         assert self._sock is not None

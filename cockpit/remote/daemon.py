@@ -77,13 +77,16 @@ def spawn(request: DetachRequest, timeout: float = READY_TIMEOUT) -> Detached:
     try:
         child.wait(timeout=60)  # the intermediate exits right after its fork
         report = _read_ready(read_end, timeout)
+    except subprocess.TimeoutExpired:
+        raise DetachError("the background process did not detach within 60s") from None
     finally:
         os.close(read_end)
-    if report is None:
-        early.seek(0)
-        lines = [line for line in early.read().decode("utf-8", "replace").splitlines() if line.strip()]
-        tail = f": {lines[-1]}" if lines else ""
-        raise DetachError(f"the background run exited before it started{tail}")
+    with early:
+        if report is None:
+            early.seek(0)
+            lines = [line for line in early.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            tail = f": {lines[-1]}" if lines else ""
+            raise DetachError(f"the background run exited before it started{tail}")
     if not report.get("ok"):
         raise DetachError(str(report.get("error") or "the background run did not start"))
     return Detached(run_dir=Path(report["run_dir"]), pid=int(report["pid"]), socket=Path(report["socket"]))
