@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train in a background process that outlives the terminal; `cockpit attach` opens the cockpit on it",
     )
     run.add_argument(
+        "--nproc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train on N processes (one per GPU) through torch.distributed.run; same as torchrun --nproc_per_node=N -m cockpit run ...",
+    )
+    run.add_argument(
         "--inject",
         action="append",
         default=[],
@@ -97,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
         from cockpit import __version__
 
@@ -202,6 +210,22 @@ def _cmd_preview(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    import os
+
+    # Under torchrun only rank 0 checks the data and may open the cockpit; the others are silent.
+    rank = os.environ.get("RANK", "0")
+    if getattr(args, "detach", False) and (args.nproc > 1 or "RANK" in os.environ):
+        _error("--detach runs a single process; it cannot be combined with --nproc or torchrun")
+        return EXIT_USAGE
+    if args.nproc > 1:
+        if "RANK" in os.environ:
+            _error("--nproc starts its own torchrun; under torchrun, leave it out")
+            return EXIT_USAGE
+        if _load(args) is None:
+            return EXIT_USAGE
+        from cockpit.engine.distributed import launch
+
+        return launch(args.argv, args.nproc)
     config = _load(args)
     if config is None:
         return EXIT_USAGE
@@ -213,7 +237,7 @@ def _cmd_run(args) -> int:
         _error(str(error))
         return EXIT_USAGE
     preflight = None
-    if not args.no_check:
+    if not args.no_check and rank == "0":
         report, ok = _preflight(config, quiet_ok=True)
         if not ok:
             _error("pre-flight check found errors (see above); fix them or pass --no-check")
@@ -221,7 +245,7 @@ def _cmd_run(args) -> int:
         preflight = report.to_dict() if report is not None else None
     if args.detach:
         return _run_detached(args, preflight)
-    headless = args.headless or not sys.stdout.isatty()
+    headless = args.headless or not sys.stdout.isatty() or rank != "0"
     from cockpit.engine.session import RunRequest, make_trainer
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)

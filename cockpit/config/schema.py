@@ -82,7 +82,7 @@ class DataSection(_Section):
     val_images: Optional[str] = None
     """coco only: folder of the validation images (default: the JSON's folder)."""
     batch_size: int = Field(2, ge=1)
-    """Images per iteration."""
+    """Images per iteration on each process (the global batch is this x the number of processes)."""
     num_workers: int = Field(2, ge=0)
     """DataLoader worker processes; 0 loads in the training thread."""
     train_args: dict = Field(default_factory=dict)
@@ -136,8 +136,10 @@ class OptimSection(_Section):
     """SGD with linear warm-up and StepLR, as in torchvision's references."""
 
     lr: float = Field(0.005, gt=0.0)
-    """Learning rate. torchvision's recipe uses 0.02 for 16 images per step (0.005 for a 4-image
-    batch); scale it linearly with the global batch (batch_size x GPUs)."""
+    """Learning rate for the global batch: data.batch_size x processes (torchrun / --nproc); the
+    OOM fallback's gradient accumulation keeps that batch, so it changes nothing here. torchvision's
+    recipe is 0.02 for 16 images (2 per GPU x 8 GPUs), 0.005 for 4: scale it linearly with the
+    global batch yourself -- cockpit uses the value as given."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     """SGD momentum."""
     weight_decay: float = Field(0.0005, ge=0.0)
