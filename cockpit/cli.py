@@ -225,7 +225,7 @@ def _cmd_run(args) -> int:
             return EXIT_USAGE
         from cockpit.engine.distributed import launch
 
-        return launch(args.argv, args.nproc)
+        launch(args.argv, args.nproc)  # becomes torchrun: never returns
     config = _load(args)
     if config is None:
         return EXIT_USAGE
@@ -262,7 +262,15 @@ def _cmd_run(args) -> int:
     from cockpit.ui.app import create_app
     from cockpit.engine.session import engine_factory
 
-    app = create_app(trainer, config, args.config, engine_factory=engine_factory(request))
+    build = engine_factory(request)
+
+    def build_recorded(new_config, resume_from):
+        # A restart from the Config pane makes a new run folder: record this process there too.
+        new = build(new_config, resume_from)
+        _record_process(new)
+        return new
+
+    app = create_app(trainer, config, args.config, engine_factory=build_recorded)
     app.run()
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)

@@ -20,11 +20,10 @@ because it lives on the device anyway.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -163,12 +162,14 @@ def launch_command(argv: list[str], nproc: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "cockpit", *rest]
 
 
-def launch(argv: list[str], nproc: int) -> int:
-    """Run ``cockpit ARGV`` as ``nproc`` ranks under torchrun; its exit status."""
-    process = subprocess.Popen(launch_command(argv, nproc))
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached torchrun and every rank too; they stop (saving) on their own.
-            continue
+def launch(argv: list[str], nproc: int) -> NoReturn:
+    """Become ``torchrun`` running ``cockpit ARGV`` as ``nproc`` ranks (does not return).
+
+    The process is replaced rather than made a parent: a signal (SIGTERM from a scheduler,
+    SIGHUP from a closed terminal) then reaches torchrun itself, which passes it to every
+    rank, and torchrun's exit status is this command's.
+    """
+    command = launch_command(argv, nproc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)

@@ -76,7 +76,8 @@ def run_headless(trainer: Trainer) -> int:
             os._exit(130)
         received.append(signum)
         name = signal.Signals(signum).name
-        print(f"cockpit: {name} received, stopping at the next iteration and saving a checkpoint", flush=True)
+        if trainer.is_main:
+            print(f"cockpit: {name} received, stopping at the next iteration and saving a checkpoint", flush=True)
         trainer.send(Stop(save=True, reason=f"signal {name}"))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}

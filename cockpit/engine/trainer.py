@@ -239,6 +239,12 @@ class Trainer:
         self._bus.close()
         if self._writer is not None:
             self._writer.close()
+        # Left open until now, not closed when the thread ends: if rank 0 failed, its cockpit
+        # stays up to show why, and the other ranks wait for it instead of failing at once
+        # (torchrun would then stop every rank, rank 0's cockpit included).
+        if self._peers is not None:
+            self._peers.close()
+            self._peers = None
 
     # -- for hooks ------------------------------------------------------------------------
     def publish(self, event: Event) -> None:
@@ -275,8 +281,6 @@ class Trainer:
         self.failure_reason = reason if outcome == "failed" else ""
         self._set_state(final, reason)
         self.publish(RunFinished(state=final, iter=self.iteration, epoch=self.epoch + 1, outcome=outcome, reason=reason))
-        if self._peers is not None:
-            self._peers.close()
 
     def _setup(self) -> None:
         from cockpit.data.loader import build_dataset
