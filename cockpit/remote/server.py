@@ -268,13 +268,12 @@ class ControlServer:
 
     def _on_event(self, event: Event) -> None:
         """The bus listener: number, encode once, enqueue for everyone. Never blocks on a client."""
-        data_for = protocol.encode_event
         with self._lock:
             seq = self._seq
             self._seq += 1
             if isinstance(event, (StateChanged, RunFinished)):
                 self._state = RunState(event.state)
-            data = data_for(seq, event)
+            data = protocol.encode_event(seq, event)
             clients = list(self._clients)
         droppable = isinstance(event, StepMetrics)
         for client in clients:

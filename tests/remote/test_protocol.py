@@ -83,3 +83,16 @@ def test_line_reader_skips_an_overlong_line_and_goes_on():
     assert lines[0] == protocol.Line(b"short")
     assert lines[1].overflow == 5000 and lines[1].data == b""
     assert lines[2] == protocol.Line(b"after")
+
+
+def test_the_remote_package_imports_without_textual_rich_or_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cockpit.remote.protocol, cockpit.remote.server, cockpit.remote.client, "
+        "cockpit.remote.runs, cockpit.remote.daemon; "
+        "print(sorted(m for m in ('textual', 'rich', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
