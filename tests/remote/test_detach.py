@@ -32,6 +32,10 @@ def test_detach_attach_pause_quit_stays_paused_attach_resume_finishes(detach):
     run = detach("run.max_iters=20")
     assert runs.inspect(run.run_dir).state == "running"
     assert run.pid != os.getpid() and os.getsid(run.pid) != os.getsid(0), "the run has its own session"
+    stat_fields = open(f"/proc/{run.pid}/stat").read().rsplit(")", 1)[1].split()
+    assert stat_fields[4] == "0", "no controlling terminal"
+    assert os.readlink(f"/proc/{run.pid}/fd/0") == "/dev/null"
+    assert os.readlink(f"/proc/{run.pid}/fd/1") == os.readlink(f"/proc/{run.pid}/fd/2") == str(run.run_dir / "cockpit.log")
 
     link, seen = attach(run.run_dir)
     link.send(Pause())
