@@ -270,7 +270,8 @@ def _cmd_run(args) -> int:
         _record_process(new)
         return new
 
-    app = create_app(trainer, config, args.config, engine_factory=build_recorded)
+    # No restart in a multi-process run (engine_factory gives None): every rank would have to restart.
+    app = create_app(trainer, config, args.config, engine_factory=build_recorded if build is not None else None)
     app.run()
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
