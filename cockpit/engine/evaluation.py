@@ -107,14 +107,27 @@ def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, scor
                     )
     finally:
         model.train(was_training)
+    evaluation = score_outputs(outputs_all, ids_all, dataset, score_thresh)
+    evaluation.sample_boxes = sample_boxes
+    evaluation.seconds = time.perf_counter() - started
+    return evaluation
 
+
+def score_outputs(outputs: list[dict], image_ids: list[int], dataset, score_thresh: float) -> Evaluation:
+    """Everything after inference: COCO results, COCOeval, the detection counts and scores.
+
+    ``outputs`` are the model's per-image dicts on the CPU (``boxes`` xyxy, ``scores``,
+    ``labels`` 1..K); ``dataset`` supplies ``label_to_category``, ``classes`` and
+    ``coco_api()``. Kept apart from :func:`evaluate` so its cost can be compared with
+    calling pycocotools directly (bench/evaluation.py).
+    """
     label_to_category = dataset.label_to_category
-    results = to_coco_results(outputs_all, ids_all, label_to_category)
+    results = to_coco_results(outputs, image_ids, label_to_category)
     names = {label_to_category[label]: name for label, name in zip(range(1, len(dataset.classes) + 1), dataset.classes)}
-    metrics, per_class = coco_metrics(dataset.coco_api(), results, ids_all, names)
+    metrics, per_class = coco_metrics(dataset.coco_api(), results, image_ids, names)
 
-    scores = np.concatenate([o["scores"].numpy() for o in outputs_all]) if outputs_all else np.zeros(0)
-    above = [int((o["scores"] >= score_thresh).sum()) for o in outputs_all]
+    scores = np.concatenate([o["scores"].numpy() for o in outputs]) if outputs else np.zeros(0)
+    above = [int((o["scores"] >= score_thresh).sum()) for o in outputs]
     histogram, _ = np.histogram(scores, bins=SCORE_BINS, range=(0.0, 1.0))
     return Evaluation(
         metrics=metrics,
@@ -122,9 +135,7 @@ def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, scor
         results=results,
         detections_per_image=float(np.mean(above)) if above else 0.0,
         images_without_detections=sum(1 for n in above if n == 0),
-        num_images=len(outputs_all),
+        num_images=len(outputs),
         score_histogram=histogram.tolist(),
         raw_scores=scores.tolist(),
-        sample_boxes=sample_boxes,
-        seconds=time.perf_counter() - started,
     )
