@@ -98,12 +98,37 @@ def reduce_buckets(buckets: list[Bucket], max_buckets: int) -> list[Bucket]:
         return buckets
     group = math.ceil(len(buckets) / max_buckets)
     merged: list[Bucket] = []
+    # Built-in min/max over each group rather than absorb() pair by pair: this runs on
+    # every redraw. Both keep the earliest extreme on ties, as absorb does.
     for start in range(0, len(buckets), group):
-        bucket = buckets[start].copy()
-        for other in buckets[start + 1 : start + group]:
-            bucket.absorb(other)
-        merged.append(bucket)
+        chunk = buckets[start : start + group]
+        first, last = chunk[0], chunk[-1]
+        low = min(chunk, key=_lo)
+        high = max(chunk, key=_hi)
+        merged.append(Bucket(first.x0, last.x1, low.lo, low.lo_x, high.hi, high.hi_x, last.last, sum(b.n for b in chunk)))
     return merged
+
+
+def _lo(bucket: Bucket) -> float:
+    return bucket.lo
+
+
+def _hi(bucket: Bucket) -> float:
+    return bucket.hi
+
+
+def buckets_of(xs: list[float], ys: list[float], max_buckets: int) -> list[Bucket]:
+    """Consecutive points straight into at most ``max_buckets`` buckets (O(len(xs)))."""
+    n = len(xs)
+    group = max(1, math.ceil(n / max(1, max_buckets)))
+    out: list[Bucket] = []
+    for start in range(0, n, group):
+        end = min(n, start + group)
+        segment = ys[start:end]
+        lo = start + segment.index(min(segment))
+        hi = start + segment.index(max(segment))
+        out.append(Bucket(xs[start], xs[end - 1], ys[lo], xs[lo], ys[hi], xs[hi], ys[end - 1], end - start))
+    return out
 
 
 def bucket_points(buckets: Iterable[Bucket], envelope: bool) -> tuple[list[float], list[float]]:
@@ -188,7 +213,10 @@ class LossHistory:
             (name, alpha): DecimatedSeries(capacity) for name in SERIES for alpha in SMOOTHING
         }
         self._ema: dict[tuple[str, float], float] = {}
-        self._recent: deque[tuple[int, dict[tuple[str, float], float]]] = deque(maxlen=recent)
+        # Point by point per series, for the windowed views: a window then reads one deque
+        # per curve it draws instead of a dict lookup per record per curve.
+        self._recent: dict[tuple[str, float], deque[tuple[int, float]]] = {key: deque(maxlen=recent) for key in self._all}
+        self._last_iteration: int | None = None
         self.latest: dict[str, float] = {}
         self.nonfinite_iters: list[int] = []
 
@@ -199,7 +227,6 @@ class LossHistory:
         values = {name: losses.get(name) for name in TERMS}
         values[TOTAL] = total
         self.latest = {k: v for k, v in values.items() if v is not None}
-        record: dict[tuple[str, float], float] = {}
         bad = False
         for name, value in values.items():
             if not _finite(value):
@@ -213,12 +240,12 @@ class LossHistory:
                     previous = self._ema.get(key)
                     smoothed = float(value) if previous is None else alpha * previous + (1 - alpha) * value
                     self._ema[key] = smoothed
-                record[key] = smoothed
+                self._recent[key].append((iteration, smoothed))
                 self._all[key].append(iteration, smoothed)
         if bad:
             self.nonfinite_iters.append(iteration)
             del self.nonfinite_iters[:-50]
-        self._recent.append((iteration, record))
+        self._last_iteration = iteration
 
     def view(self, width: int, window: int = 0, smoothing: float = 0.0, names: Iterable[str] = SERIES) -> dict[str, tuple[list[float], list[float]]]:
         """Decimated points for each series: at most ``width`` buckets (2 points each when raw)."""
@@ -226,16 +253,13 @@ class LossHistory:
         envelope = smoothing == 0.0
         out: dict[str, tuple[list[float], list[float]]] = {}
         names = list(names)
-        if window and self._recent:
-            start = self._recent[-1][0] - window
-            rows = [(x, rec) for x, rec in self._recent if x > start]
+        if window and self._last_iteration is not None:
+            start = self._last_iteration - window
             for name in names:
-                key = (name, smoothing)
-                series = DecimatedSeries(max(2, width))
-                for x, rec in rows:
-                    if key in rec:
-                        series.append(x, rec[key])
-                out[name] = bucket_points(series.buckets(width), envelope)
+                points = [point for point in self._recent[(name, smoothing)] if point[0] > start]
+                xs = [x for x, _ in points]
+                ys = [y for _, y in points]
+                out[name] = bucket_points(buckets_of(xs, ys, width), envelope)
             return out
         for name in names:
             out[name] = bucket_points(self._all[(name, smoothing)].buckets(width), envelope)

@@ -3,6 +3,11 @@
 The widget only draws. It reads a :class:`~cockpit.ui.state.LossHistory` (owned by the
 app's view-model) through ``view(width, ...)``, which hands back at most one bucket per
 column, so a redraw costs the same at iteration 100 and at iteration 1,000,000.
+
+The chart is drawn here, in braille dots (2 x 4 per cell), with numpy: each curve becomes
+the band of dots its line crosses in every dot column, so the cost is O(pane area) and a
+redraw takes a few milliseconds. (plotext drew the same picture in 30-50 ms on a 2-core
+CPU, most of it interpolating line segments point by point; see BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -10,19 +15,22 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
+from rich.style import Style
+from rich.text import Span, Text
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
-from textual.app import ComposeResult
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from cockpit.ui.state import SERIES, SHORT_NAMES, SMOOTHING, WINDOWS, LossHistory
 
-# One key and one colour per series. Plotext colours are the 16 ANSI ones (and "default",
-# the terminal's own foreground), which every terminal maps to something readable on its
-# own background; the legend uses the same ANSI names.
+# One key and one colour per series. The colours are the 16 ANSI ones (and "default", the
+# terminal's own foreground), which every terminal maps to something readable on its own
+# background; the legend uses the same ANSI names.
 SERIES_KEYS: dict[str, str] = {
     "loss_classifier": "c",
     "loss_box_reg": "x",
@@ -44,15 +52,20 @@ LEGEND_STYLES: dict[str, str] = {
     "loss_rpn_box_reg": "ansi_cyan",
     "loss": "$foreground bold",
 }
-AP_COLOUR, AP_STYLE = "orange", "ansi_yellow"
+AP_COLOUR, AP_STYLE = "yellow", "ansi_yellow"
+
+# Braille dot bits by (row within the cell, column within the cell): U+2800 + the sum.
+_DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int64)
+_CELL_CHARS = [" "] + [chr(0x2800 + code) for code in range(1, 256)]
+_AP_OWNER = -2
+"""Cell owner of an AP50 marker (curves own 0..n-1; -1 is an empty cell)."""
 
 
-class _Chart(PlotextPlot):
-    """The plotext canvas; everything it draws comes from its parent's settings.
+class _Chart(Widget):
+    """The chart canvas; everything it draws comes from its parent's settings.
 
-    Building a plotext figure costs tens of milliseconds, so the result is kept until the
-    data, the settings, the size or the theme change (a focus change or a notification
-    repaints the pane without rebuilding it).
+    The result is kept until the data, the settings, the size or the theme change (a
+    focus change or a notification repaints the pane without rebuilding it).
     """
 
     def __init__(self, owner: "LossPlot", **kwargs) -> None:
@@ -66,8 +79,7 @@ class _Chart(PlotextPlot):
             return self._cache[1]
         started = time.perf_counter()
         try:
-            self._owner.draw(self.plt, self.size.width, self.size.height)
-            rendered = super().render()
+            rendered = self._owner.draw(self.size.width, self.size.height)
         except Exception as error:  # noqa: BLE001 - odd data must not take the cockpit down
             rendered = Content.styled(f"cannot draw the plot: {type(error).__name__}: {error}", "$text-error")
         self._owner.build_seconds = time.perf_counter() - started
@@ -179,45 +191,175 @@ class LossPlot(Vertical, can_focus=True):
         ))
         return Content("\n").join([Content("  ").join(parts), Content("  ").join(extras)])
 
-    def draw(self, plt, width: int, height: int) -> None:
-        """Rebuild the plotext figure for a ``width`` x ``height`` canvas."""
-        # Start from a blank figure; PlotextPlot.render re-applies size and theme after this.
-        plt.clear_figure()
+    def draw(self, width: int, height: int) -> Text:
+        """The chart for a ``width`` x ``height`` canvas: y labels, braille curves, AP50 axis, x labels."""
         names = [name for name in SERIES if name not in self.hidden]
         if len(self.history) == 0:
-            plt.title("waiting for the first training step…")
-            plt.xticks([])
-            plt.yticks([])
-            return
-        # Leave room for the y-axis labels; one bucket per remaining column.
-        columns = max(8, width - 12)
+            return Text("waiting for the first training step…", style="dim", justify="center")
+        rows = height - 2  # the x axis and its labels below
+        if rows < 2 or width < 24:
+            return Text("(pane too small for the plot)", style="dim")
+        # Room for the y labels is only known once the ticks are; 8 columns fits "1.23e-05".
+        right = 4 if self.evals else 0
+        columns = max(4, width - 9 - right)
         view = self.history.view(columns, self.window, self.smoothing, names)
-        lowest = first_x = math.inf
-        highest = last_x = -math.inf
+        curves: list[tuple[str, list[float], list[float]]] = []
         for name in names:
             xs, ys = view.get(name, ([], []))
             if self.log_scale:
                 keep = [(x, math.log10(y)) for x, y in zip(xs, ys) if y > 0]
                 xs, ys = [p[0] for p in keep], [p[1] for p in keep]
-            if not xs:
+            if xs:
+                curves.append((name, xs, ys))
+        if not curves:
+            return Text("nothing to draw: every curve is hidden" + (" or <= 0 on a log scale" if self.log_scale else ""), style="dim")
+        first_x = min(xs[0] for _, xs, _ in curves)
+        last_x = max(xs[-1] for _, xs, _ in curves)
+        low = min(min(ys) for _, _, ys in curves)
+        high = max(max(ys) for _, _, ys in curves)
+        if high - low < 1e-12:
+            pad = abs(high) * 0.05 or 0.5
+            low, high = low - pad, high + pad
+        if last_x <= first_x:
+            last_x = first_x + 1
+
+        if self.log_scale:
+            y_ticks = _log_ticks(low, high)
+            y_labels = [f"{10 ** t:.3g}" for t in y_ticks]
+        else:
+            y_ticks = _linear_ticks(low, high, max(2, rows // 3))
+            y_labels = [f"{t:.3g}" for t in y_ticks]
+        label_width = max(len(label) for label in y_labels)
+        columns = max(4, width - label_width - 1 - right)
+
+        dots_x, dots_y = columns * 2, rows * 4
+        codes = np.zeros((rows, columns), dtype=np.int64)
+        owner = np.full((rows, columns), -1, dtype=np.int64)
+        for index, (name, xs, ys) in enumerate(curves):
+            px = (np.asarray(xs, dtype=np.float64) - first_x) / (last_x - first_x) * (dots_x - 1)
+            py = (np.asarray(ys, dtype=np.float64) - low) / (high - low) * (dots_y - 1)
+            cells = _braille(_band(px, py, dots_x), dots_y)
+            codes |= cells
+            owner[cells > 0] = index  # later curves (the total last) draw on top
+
+        if self.evals:
+            # AP50 diamonds on their own 0..1 axis; they own their cell (drawn on top).
+            for x, y in self.evals:
+                if first_x <= x <= last_x and math.isfinite(y):
+                    column = int((x - first_x) / (last_x - first_x) * (dots_x - 1)) // 2
+                    row = rows - 1 - int(min(1.0, max(0.0, y)) * (dots_y - 1)) // 4
+                    owner[row, column] = _AP_OWNER
+
+        tick_rows: dict[int, str] = {}
+        for tick, label in zip(y_ticks, y_labels):
+            row = rows - 1 - int(round((tick - low) / (high - low) * (dots_y - 1))) // 4
+            if 0 <= row < rows:
+                tick_rows.setdefault(row, label)
+        ap_rows = {rows - 1: "0", rows - 1 - (dots_y - 1) // 8: ".5", 0: "1"} if self.evals else {}
+
+        # One plain string and a list of spans: far cheaper than a Text.append per run.
+        styles = {index: Style(color=None if PLOT_COLOURS[name] == "default" else PLOT_COLOURS[name]) for index, (name, _, _) in enumerate(curves)}
+        styles[_AP_OWNER] = ap_style = Style(color=AP_COLOUR)
+        axis_style = Style(dim=True)
+        parts: list[str] = []
+        spans: list[Span] = []
+        offset = 0
+        for row in range(rows):
+            label = tick_rows.get(row)
+            prefix = (label or "").rjust(label_width) + ("┤" if label else "│")
+            spans.append(Span(offset, offset + len(prefix), axis_style))
+            offset += len(prefix)
+            owner_row = owner[row]
+            chars = [_CELL_CHARS[code] for code in codes[row].tolist()]
+            for column in np.flatnonzero(owner_row == _AP_OWNER).tolist():
+                chars[column] = "◆"
+            # Runs of one owner: boundaries where the owner changes.
+            edges = [0, *(np.flatnonzero(np.diff(owner_row)) + 1).tolist(), columns]
+            for start, end in zip(edges, edges[1:]):
+                who = int(owner_row[start])
+                if who >= 0 or who == _AP_OWNER:
+                    spans.append(Span(offset + start, offset + end, styles[who]))
+            parts.append(prefix + "".join(chars))
+            offset += columns
+            if right:
+                tail = " " + ap_rows.get(row, "").ljust(right - 1)
+                spans.append(Span(offset, offset + len(tail), ap_style))
+                parts.append(tail)
+                offset += len(tail)
+            parts.append("\n")
+            offset += 1
+
+        x_ticks = _int_ticks(first_x, last_x, max(2, columns // 16))
+        axis = ["─"] * columns
+        labels = [" "] * (columns + right + 8)
+        free_from = 0
+        for tick in x_ticks:
+            column = int(round((tick - first_x) / (last_x - first_x) * (dots_x - 1))) // 2
+            if not 0 <= column < columns:
                 continue
-            lowest, highest = min(lowest, min(ys)), max(highest, max(ys))
-            first_x, last_x = min(first_x, xs[0]), max(last_x, xs[-1])
-            plt.plot(xs, ys, color=PLOT_COLOURS[name], marker="braille")
-        if math.isfinite(first_x):
-            # Iterations are whole numbers: tick them as such (plotext would print 28.5).
-            ticks = _int_ticks(first_x, last_x, max(2, columns // 16))
-            plt.xticks(ticks, [str(t) for t in ticks])
-        if self.log_scale and math.isfinite(lowest):
-            ticks = _log_ticks(lowest, highest)
-            plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
-        evals = self.evals
-        if self.window and math.isfinite(first_x):
-            evals = [(x, y) for x, y in evals if x >= first_x]
-        if evals:
-            # AP50 on its own axis, on a fixed 0..1 scale so progress reads at a glance.
-            plt.scatter([x for x, _ in evals], [y for _, y in evals], color=AP_COLOUR, marker="◆", yside="right")
-            plt.ylim(0, 1, yside="right")
+            axis[column] = "┬"
+            label = str(tick)
+            start = max(0, column - len(label) // 2)
+            if start >= free_from:
+                labels[start : start + len(label)] = list(label)
+                free_from = start + len(label) + 1
+        axis_line = " " * label_width + "└" + "".join(axis) + "\n"
+        label_line = " " * (label_width + 1) + "".join(labels[: columns + right]).rstrip()
+        spans.append(Span(offset, offset + len(axis_line) + len(label_line), axis_style))
+        parts += [axis_line, label_line]
+        text = Text("".join(parts), no_wrap=True, overflow="crop")
+        text.spans = spans
+        return text
+
+
+def _band(px: np.ndarray, py: np.ndarray, dots_x: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest dot row the polyline (px, py) crosses in each dot column (NaN: none)."""
+    lo = np.full(dots_x, np.nan)
+    hi = np.full(dots_x, np.nan)
+    if px.size == 1:
+        column = int(round(px[0]))
+        lo[column] = hi[column] = py[0]
+        return lo, hi
+    columns = np.arange(dots_x, dtype=np.float64)
+    inside = (columns >= px[0]) & (columns <= px[-1])
+    at = np.where(inside, np.interp(columns, px, py), np.nan)
+    # A segment through a column spans from its value at this column to the next one's...
+    following = np.append(at[1:], np.nan)
+    lo = np.fmin(at, following)
+    hi = np.fmax(at, following)
+    # ...and every vertex inside the column (the peaks of an envelope live there).
+    vertex_columns = np.clip(np.floor(px).astype(np.int64), 0, dots_x - 1)
+    np.fmin.at(lo, vertex_columns, py)
+    np.fmax.at(hi, vertex_columns, py)
+    return lo, hi
+
+
+def _braille(band: tuple[np.ndarray, np.ndarray], dots_y: int) -> np.ndarray:
+    """(rows, columns) braille codes (0: empty cell) of the dots between ``lo`` and ``hi``."""
+    lo, hi = band
+    dots_x = lo.size
+    valid = ~np.isnan(lo)
+    lo_dot = np.where(valid, np.clip(np.round(np.nan_to_num(lo)), 0, dots_y - 1), 1)
+    hi_dot = np.where(valid, np.clip(np.round(np.nan_to_num(hi)), 0, dots_y - 1), 0)
+    # Dot rows counted from the top, as the cells are printed.
+    height = np.arange(dots_y - 1, -1, -1, dtype=np.float64)[:, None]
+    lit = (height >= lo_dot[None, :]) & (height <= hi_dot[None, :])
+    cells = lit.reshape(dots_y // 4, 4, dots_x // 2, 2)
+    return np.einsum("rics,is->rc", cells.astype(np.int64), _DOT_BITS)
+
+
+def _linear_ticks(low: float, high: float, count: int) -> list[float]:
+    """At most about ``count`` round ticks (1, 2, 2.5, 5 x 10^k steps) inside [low, high]."""
+    raw = (high - low) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks = []
+    value = first
+    while value <= high + 1e-9 * step and len(ticks) < 50:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks or [low, high]
 
 
 def _log_ticks(low: float, high: float) -> list[float]:

@@ -1,0 +1,70 @@
+"""The loss chart drawn by LossPlot.draw (braille, numpy): shape, spikes, ticks, edge cases."""
+
+from __future__ import annotations
+
+from cockpit.ui.state import LossHistory, buckets_of
+from cockpit.ui.widgets.loss_plot import LossPlot, _linear_ticks
+
+TERMS = {"loss_classifier": 0.4, "loss_box_reg": 0.3, "loss_objectness": 0.2, "loss_rpn_box_reg": 0.1}
+
+
+def history(n: int, spike_at: int | None = None) -> LossHistory:
+    out = LossHistory()
+    for i in range(1, n + 1):
+        losses = dict(TERMS)
+        if i == spike_at:
+            losses["loss_classifier"] = 10.0
+        out.add(i, losses, sum(losses.values()))
+    return out
+
+
+def chart_rows(text) -> list[str]:
+    return text.plain.split("\n")
+
+
+def test_draw_fills_the_canvas_with_axes_and_labels():
+    plot = LossPlot(history(500))
+    rows = chart_rows(plot.draw(100, 20))
+    assert len(rows) == 20
+    assert rows[-2].lstrip().startswith("└") and "┬" in rows[-2]
+    assert any("┤" in row for row in rows[:-2])
+    assert any(0x2800 < ord(ch) <= 0x28FF for row in rows for ch in row)
+
+
+def test_a_one_step_spike_reaches_the_top_row():
+    plot = LossPlot(history(100_000 // 50, spike_at=777))
+    plot.hidden = frozenset({"loss"})
+    top = chart_rows(plot.draw(100, 20))[0]
+    assert any(0x2800 < ord(ch) <= 0x28FF for ch in top)
+
+
+def test_log_scale_window_and_ap_axis_draw():
+    plot = LossPlot(history(3000))
+    plot.evals = [(1000, 0.3), (2700, 0.7)]
+    plot.log_scale, plot.window = True, 500
+    text = plot.draw(90, 16)
+    assert len(chart_rows(text)) == 16
+    assert text.plain.count("◆") == 1  # only the eval inside the last 500 iterations
+    plot.window = 0
+    assert text.plain != plot.draw(90, 16).plain
+
+
+def test_empty_hidden_and_tiny_panes_say_so():
+    assert "waiting" in LossPlot(LossHistory()).draw(80, 20).plain
+    plot = LossPlot(history(10))
+    plot.hidden = frozenset({"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "loss"})
+    assert "hidden" in plot.draw(80, 20).plain
+    assert "too small" in LossPlot(history(10)).draw(10, 3).plain
+
+
+def test_linear_ticks_are_round_and_inside():
+    ticks = _linear_ticks(0.02, 2.7, 6)
+    assert ticks == [0.5, 1.0, 1.5, 2.0, 2.5]
+    assert all(0.3 <= t <= 0.35 for t in _linear_ticks(0.3, 0.35, 5))
+
+
+def test_buckets_of_keeps_each_stretch_extremes():
+    xs = list(range(10))
+    ys = [0, 5, 1, 1, -3, 1, 1, 1, 9, 2]
+    buckets = buckets_of(xs, ys, 2)
+    assert [(b.lo, b.lo_x, b.hi, b.hi_x, b.last, b.n) for b in buckets] == [(-3, 4, 5, 1, -3, 5), (1, 5, 9, 8, 2, 5)]
