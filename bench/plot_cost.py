@@ -1,0 +1,126 @@
+"""Loss-pane redraw cost and history memory at 1k, 100k and 1M recorded steps.
+
+A ``LossHistory`` (the app's view-model for the loss pane) is fed N records through its
+real ``add`` path (noisy losses, a slow decay and a few spikes), then a ``LossPlot``
+mounted in a headless Textual app (``run_test``, 120 x 32) draws it. One redraw is what
+the app does when new records arrive: the legend, ``history.view`` (decimation to the
+pane's width), the plotext figure build and its conversion to Rich text -- timed by
+invalidating the widget's render cache and calling its ``render`` (median of repeats,
+raw and EMA-smoothed views, whole-run and last-2000 windows).
+
+Memory is the deep size of the history object (every container, bucket and float
+reachable from it), measured with ``gc.get_referents``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import random
+import statistics
+import sys
+import time
+import types
+
+import common
+
+from textual.app import App, ComposeResult
+
+from cockpit.ui.state import LossHistory
+from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
+
+SIZES = (1_000, 100_000) if common.QUICK else (1_000, 100_000, 1_000_000)
+REPEATS = 5 if common.QUICK else 15
+
+
+def make_history(n: int, seed: int = 0) -> tuple[LossHistory, float]:
+    rng = random.Random(seed)
+    history = LossHistory()
+    started = time.perf_counter()
+    for i in range(1, n + 1):
+        decay = 0.2 + 1.5 / math.sqrt(1 + i / 50)
+        spike = 5.0 if rng.random() < 1e-4 else 1.0
+        losses = {
+            "loss_classifier": decay * 0.4 * spike * (0.8 + 0.4 * rng.random()),
+            "loss_box_reg": decay * 0.3 * (0.8 + 0.4 * rng.random()),
+            "loss_objectness": decay * 0.2 * (0.8 + 0.4 * rng.random()),
+            "loss_rpn_box_reg": decay * 0.1 * (0.8 + 0.4 * rng.random()),
+        }
+        history.add(i, losses, sum(losses.values()))
+    return history, (time.perf_counter() - started) / n
+
+
+_SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+def deep_size(root: object) -> int:
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _SKIP):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+class PlotApp(App):
+    def compose(self) -> ComposeResult:
+        yield LossPlot()
+
+
+async def redraw_times(history: LossHistory) -> dict[str, float]:
+    app = PlotApp()
+    out = {}
+    async with app.run_test(size=(120, 32)) as pilot:
+        plot = app.query_one(LossPlot)
+        evals = [(i, min(1.0, i / max(1, len(history)))) for i in range(0, len(history) + 1, max(1, len(history) // 20))]
+        plot.show(history, evals)
+        await pilot.pause()
+        chart = plot.query_one(_Chart)
+        for label, smoothing, window in (("raw", 0.0, 0), ("ema", 0.9, 0), ("window", 0.0, 2000)):
+            plot.smoothing, plot.window = smoothing, window
+            await pilot.pause()
+            samples = []
+            for _ in range(REPEATS):
+                started = time.perf_counter()
+                plot.redraw()  # legend + cache invalidation, as on every new record
+                chart.render()
+                samples.append(time.perf_counter() - started)
+            out[label] = 1000 * statistics.median(samples)
+    return out
+
+
+def main() -> None:
+    rows = {}
+    for n in SIZES:
+        history, add_cost = make_history(n)
+        gc.collect()
+        times = asyncio.run(redraw_times(history))
+        rows[str(n)] = {
+            "redraw_ms": max(times.values()),
+            "redraw_ms_by_view": times,
+            "history_mb": deep_size(history) / 2**20,
+            "add_us": 1e6 * add_cost,
+        }
+        del history
+    first, last = rows[str(SIZES[0])], rows[str(SIZES[-1])]
+    common.emit(
+        {
+            "bench": "plot_cost",
+            "pane": "120x32",
+            "sizes": rows,
+            "worst_redraw_ms": max(r["redraw_ms"] for r in rows.values()),
+            "growth": last["redraw_ms"] / first["redraw_ms"],
+            "history_mb_at_max": last["history_mb"],
+            "max_steps": SIZES[-1],
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

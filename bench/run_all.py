@@ -1,0 +1,249 @@
+"""Run every benchmark and rewrite BENCHMARKS.md with the figures, the date and the machine.
+
+    python bench/run_all.py            # the full set (about 12 minutes on 2 CPU cores)
+    python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
+    python bench/run_all.py --only plot_cost startup
+
+Each benchmark is a separate script run as its own process (so one's imports, threads
+and memory never colour another's figures) and prints one JSON line; this script turns
+those lines into the table. ``bench/notes.md`` (the before/after record of fixes, which
+cannot be re-measured) is copied into BENCHMARKS.md as it is. Offline, sample data only,
+``weights = "none"``: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+OUTPUT = REPO / "BENCHMARKS.md"
+NOTES = BENCH / "notes.md"
+
+BENCHMARKS = (
+    "engine_overhead",
+    "ui_overhead",
+    "control_latency",
+    "plot_cost",
+    "startup",
+    "preflight_speed",
+    "evaluation",
+)
+GPU_SENTENCE = "No GPU machine was lent to this session; the row is empty, not estimated."
+
+
+def run_one(name: str, env: dict[str, str]) -> tuple[dict | None, str, float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py")], cwd=REPO, capture_output=True, text=True, env=env, timeout=1200
+    )
+    seconds = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"exit {done.returncode}: {tail}", seconds
+    return json.loads(lines[-1]), "", seconds
+
+
+def machine() -> dict[str, str]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())"],
+        capture_output=True,
+        text=True,
+    )
+    torch_version, tv_version, cuda = (probe.stdout.split() + ["?", "?", "False"])[:3]
+    return {
+        "cpu": model,
+        "cores": f"{usable} usable ({os.cpu_count()} reported)",
+        "torch": torch_version,
+        "torchvision": tv_version,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "device": "CPU (no GPU)" if cuda != "True" else "CUDA available but the benchmarks ran on CPU",
+    }
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
+    """(benchmark, figure, target, met?) rows for one benchmark's JSON."""
+    if name == "engine_overhead":
+        out = []
+        for arch, x in r["results"].items():
+            out.append(
+                (
+                    f"1. Engine overhead, `{arch}`",
+                    f"throughput ratio **{x['ratio']:.3f}** (bare {x['bare_ms_per_iter']:.0f} ms/it, "
+                    f"cockpit --headless {x['cockpit_ms_per_iter']:.0f} ms/it; per pair "
+                    + ", ".join(f"{p:.3f}" for p in x["pair_ratios"])
+                    + f"; window it {x['window'][0]}-{x['window'][1]})",
+                    ">= 0.98",
+                    yes(x["ratio"] >= 0.98),
+                )
+            )
+        return out
+    if name == "ui_overhead":
+        return [
+            (
+                "2. Cockpit overhead (TUI drawing in a pty), `tiny`",
+                f"throughput ratio **{r['ratio']:.3f}** (bare {r['bare_ms_per_iter']:.0f} ms/it, cockpit "
+                f"{r['cockpit_ui_ms_per_iter']:.0f} ms/it; per pair "
+                + ", ".join(f"{p:.3f}" for p in r["pair_ratios"])
+                + f"); UI thread {100 * r['ui_thread_cpu_share']:.1f}% of one core "
+                f"({r['terminal_kb_per_s']:.0f} KB/s to the terminal)",
+                ">= 0.95 on 2 cores",
+                yes(r["ratio"] >= 0.95),
+            )
+        ]
+    if name == "control_latency":
+        ok = r["pause"]["max_iters_late"] == 0 and r["set_lr"]["max_iters_late"] == 0
+        def part(label: str, x: dict) -> str:
+            return (
+                f"{label}: {x['max_iters_late']} iterations late (max), {x['median_ms']:.0f} ms median / "
+                f"{x['max_ms']:.0f} ms max to the effect"
+            )
+        return [
+            (
+                "3. Control latency",
+                f"{part('pause', r['pause'])}; {part('set LR', r['set_lr'])} ({r['trials']} trials each; "
+                f"an iteration takes {r['median_iter_ms']:.0f} ms)",
+                "effect at the next iteration boundary, always",
+                yes(ok),
+            )
+        ]
+    if name == "plot_cost":
+        sizes = r["sizes"]
+        figure = ", ".join(f"{int(n):,} steps {x['redraw_ms']:.1f} ms" for n, x in sizes.items())
+        return [
+            (
+                "4. Loss-pane redraw",
+                f"{figure} (worst view; growth x{r['growth']:.2f})",
+                "< 20 ms at every length, within 2x from 1k to 1M",
+                yes(r["worst_redraw_ms"] < 20 and r["growth"] <= 2.0),
+            ),
+            (
+                "4. History memory",
+                f"**{r['history_mb_at_max']:.1f} MB** at {r['max_steps']:,} steps",
+                "< 100 MB at 1M steps",
+                yes(r["history_mb_at_max"] < 100),
+            ),
+        ]
+    if name == "startup":
+        return [
+            (
+                "5. `cockpit --help`",
+                f"**{r['help_s']:.2f} s** (median {r['help_median_s']:.2f} s); torch imported: {'yes' if r['help_imports_torch'] else 'no'}",
+                "< 0.5 s, no torch import",
+                yes(r["help_s"] < 0.5 and not r["help_imports_torch"]),
+            ),
+            (
+                "5. First drawn cockpit frame (sample)",
+                f"**{r['first_frame_s']:.2f} s** (median {r['first_frame_median_s']:.2f} s); first loss record at "
+                + (f"{r['first_loss_record_s']:.1f} s" if r.get("first_loss_record_s") else "n/a"),
+                "< 3 s",
+                yes(r["first_frame_s"] < 3.0),
+            ),
+        ]
+    if name == "preflight_speed":
+        return [
+            (
+                "6. `cockpit check`, 10,000 images / 100,000 boxes",
+                f"**{r['seconds']:.2f} s** whole process (median {r['median_seconds']:.2f} s); the check itself "
+                f"{r['check_seconds']:.2f} s; importing torch + torchvision alone {r['torch_import_seconds']:.2f} s",
+                "< 5 s",
+                yes(r["seconds"] < 5.0),
+            )
+        ]
+    if name == "evaluation":
+        s, g = r["sample_val"], r["generated"]
+        return [
+            (
+                "7. COCO evaluation vs pycocotools",
+                f"sample val ({s['images']} images): ratio **{s['ratio']:.3f}** ({1000 * s['cockpit_s']:.0f} vs "
+                f"{1000 * s['direct_s']:.0f} ms); generated ({g['images']:,} images, {g['detections']:,} detections): "
+                f"ratio **{g['ratio']:.3f}** ({g['cockpit_s']:.2f} vs {g['direct_s']:.2f} s); same AP: "
+                f"{'yes' if s['same_ap'] and g['same_ap'] else 'NO'}",
+                "~1.0 (taken as <= 1.05 on the large set)",
+                yes(g["ratio"] <= 1.05 and s["same_ap"] and g["same_ap"]),
+            )
+        ]
+    return [(name, json.dumps(r), "", "")]
+
+
+def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, str], quick: bool, total: float) -> None:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {now}; the whole run took "
+        f"{total / 60:.1f} minutes. Each figure comes from one script in `bench/` (its docstring says what it "
+        "measures and how); rerun them all to refresh this file.",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
+        "",
+    ]
+    if quick:
+        lines += ["**Quick mode**: shorter windows and fewer repeats than the real run; figures are indicative only.", ""]
+    lines += ["| benchmark | figure | target | met? |", "|---|---|---|---|"]
+    for name in BENCHMARKS:
+        if name not in results:
+            continue
+        record, error, _ = results[name]
+        if record is None:
+            lines.append(f"| {name} | failed: {error} | | **no** |")
+            continue
+        for row in rows_for(name, record):
+            lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+    lines.append(f"| 8. GPU | {GPU_SENTENCE} | | |")
+    lines += ["", "## Raw results", "", "One JSON line per script, as printed (seconds it took in brackets).", "", "```"]
+    for name in BENCHMARKS:
+        if name in results:
+            record, error, seconds = results[name]
+            lines.append(f"[{seconds:.0f} s] " + (json.dumps(record) if record is not None else f"{name}: {error}"))
+    lines += ["```", ""]
+    if NOTES.exists():
+        lines += [NOTES.read_text(encoding="utf-8").rstrip(), ""]
+    OUTPUT.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter windows, fewer repeats (development)")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    args = parser.parse_args()
+    env = dict(os.environ, COCKPIT_BENCH_QUICK="1" if args.quick else "0")
+    # The scripts import ``common`` from bench/ and cockpit from the checkout.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), str(REPO), env.get("PYTHONPATH", "")]))
+    started = time.perf_counter()
+    results = {}
+    for name in args.only or BENCHMARKS:
+        print(f"{name} ...", end=" ", flush=True, file=sys.stderr)
+        results[name] = run_one(name, env)
+        record, error, seconds = results[name]
+        print(f"{seconds:.0f} s" + (f" FAILED: {error}" if error else ""), file=sys.stderr, flush=True)
+    write(results, machine(), args.quick, time.perf_counter() - started)
+    print(f"wrote {OUTPUT}", file=sys.stderr)
+    return 0 if all(record is not None for record, _, _ in results.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
