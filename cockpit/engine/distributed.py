@@ -127,6 +127,9 @@ def connect(context: DistContext, device: torch.device) -> Peers | None:
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` under DistributedDataParallel; the trainer keeps the bare module for the rest.
 
+    ``find_unused_parameters`` stays off: every trainable parameter of the torchvision Faster
+    R-CNNs and of ``tiny`` gets a gradient in a training step (frozen ones have none to
+    sync), and the search for unused ones would cost a graph walk per iteration.
     No buffer sync before each forward: BatchNorm running statistics are only read by rank 0's
     evaluation and checkpoints, which use rank 0's own; broadcasting them would add a
     collective to every forward, micro-batches included.

@@ -977,7 +977,9 @@ class Trainer:
         self.accumulation = int(state.get("accumulation", 1))
         self.best_ap = float(state.get("best_ap", -1.0))
         self.last_good_iteration = self.iteration
-        if "rng" in state and "torch" in state["rng"]:
+        # Rank 0's generator state; the other ranks keep their own seed so their
+        # augmentations stay different from rank 0's.
+        if "rng" in state and "torch" in state["rng"] and self.is_main:
             torch.set_rng_state(state["rng"]["torch"].cpu())
         # Continue exactly where the checkpoint's LR was, also when the user had moved it.
         for group in self.optimizer.param_groups:

@@ -167,6 +167,25 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     assert torch.isfinite(torch.cat([p.flatten() for p in trainer.model.parameters()])).all()
 
 
+def test_cockpit_run_nproc_2_trains_with_one_voice(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("RANK", None)
+    command = [
+        sys.executable, "-m", "cockpit", "run", str(SAMPLE / "shapes.toml"), "--nproc", "2", "--headless",
+        "--set", f"run.output_dir='{tmp_path}'", "--set", "run.max_iters=3", "--set", "run.log_every=1",
+        "--set", "data.val=''", "--set", "data.num_workers=0",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    lines = done.stdout.splitlines()
+    # Rank 1 prints nothing: one header, one line per iteration, one ending.
+    assert sum(line.startswith("run ") and " on " in line for line in lines) == 1
+    assert sum(line.startswith("it ") for line in lines) == 3
+    assert "run finished at iteration 3 (training complete)" in lines
+    (run,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert (run / "checkpoints" / "last.pt").is_file()
+
+
 def test_sampler_shards_pad_and_reshuffle_each_epoch():
     from cockpit.engine.sampler import EpochSampler
 
