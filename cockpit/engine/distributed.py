@@ -92,10 +92,6 @@ class Peers:
         # nothing.
         self._control = dist.new_group(backend="gloo", timeout=TIMEOUT) if backend != "gloo" else None
 
-    @property
-    def world_size(self) -> int:
-        return self.context.world_size
-
     def broadcast(self, payload: Any) -> Any:
         """Rank 0's ``payload`` on every rank (others pass anything; it is ignored)."""
         box = [payload if self.context.is_main else None]
