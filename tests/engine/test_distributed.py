@@ -1,13 +1,17 @@
 """Two ranks under torchrun (gloo, CPU): sharded data, one run directory, commands in step.
 
-One torchrun job serves the whole module (starting two ranks costs seconds). Each rank
-runs this file as a script (the ``__main__`` block at the end): it trains the ``tiny``
-model on the bundled sample for a few iterations and writes what it observed -- every
-iteration's LR, losses, image ids and accumulation, and its (state, iteration,
-exchanges) while paused -- to ``rank<N>.json``. Rank 0 also plays the user: it sends
-SetLR and Pause from a hook, waits until rank 1 has been seen paused through several
-heartbeats, and resumes. One OOM and one NaN are injected on rank 1 only, and must be
-agreed on by both ranks. The tests assert on those files and the run directory.
+Each rank runs this file as a script (the ``__main__`` block at the end): it trains the
+``tiny`` model on the bundled sample for a few iterations and writes what it observed --
+every iteration's LR, losses, image ids and accumulation, and its (state, iteration,
+exchanges) sampled from outside -- to ``rank<N>.json``; the tests assert on those files
+and the run directory. Rank 0 also plays the user, answering a pause only after rank 1
+has reported sitting paused through several heartbeats.
+
+- The headless job (shared by most tests; starting two ranks costs seconds): rank 0 sends
+  SetLR and Pause from a hook; an OOM and a NaN are injected on rank 1 only and must be
+  agreed on by both ranks.
+- The interactive job: a NaN on rank 1 pauses both ranks until one RewindSkip; a hook
+  fault on rank 0 alone pauses rank 0, and rank 1 must follow it.
 """
 
 from __future__ import annotations
@@ -28,13 +32,17 @@ import pytest
 HERE = Path(__file__).resolve()
 SAMPLE = HERE.parents[2] / "sample_data"
 
-MAX_ITERS = 9
+MAX_ITERS = 9  # the headless job
 OOM_AT = 2  # on rank 1 only
 SET_LR_AT = 3  # sent after this iteration: the next one runs at NEW_LR
 NEW_LR = 0.0123
 PAUSE_AT = 5
 NAN_AT = 7  # on rank 1 only: headless, so every rank rewinds with LR x0.1
 HEARTBEATS = 3
+
+INTERACTIVE_ITERS = 5
+NAN_AT_INTERACTIVE = 2  # on rank 1 only; rank 0 answers with RewindSkip(lr_factor=0.1)
+HOOK_FAULT_AT = 4  # a hook raises on rank 0 only; rank 0 answers with Resume
 
 
 def _free_port() -> int:
@@ -47,7 +55,6 @@ def _overrides(output_dir: Path) -> list[str]:
     # The same short-run settings as the ``sample_config`` fixture (conftest.py).
     return [
         f"run.output_dir='{output_dir}'",
-        f"run.max_iters={MAX_ITERS}",
         "run.log_every=1",
         "eval.every_epochs=0",
         "optim.warmup_iters=2",
@@ -56,12 +63,11 @@ def _overrides(output_dir: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """Run the two-rank job once; returns (work folder, rank 0 record, rank 1 record)."""
-    work = tmp_path_factory.mktemp("ddp")
+def _launch(work: Path, scenario: str, max_iters: int) -> tuple[dict, dict]:
+    """Run the two ranks of ``scenario``; returns (rank 0 record, rank 1 record)."""
     plan = work / "plan.json"
-    plan.write_text(json.dumps({"work": str(work), "overrides": _overrides(work / "runs")}))
+    overrides = _overrides(work / "runs") + [f"run.max_iters={max_iters}"]
+    plan.write_text(json.dumps({"work": str(work), "scenario": scenario, "overrides": overrides}))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("RANK", None)
     command = [
@@ -71,10 +77,17 @@ def job(tmp_path_factory):
         str(HERE), str(plan),
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    output = (done.stdout + done.stderr)[-6000:]
-    assert done.returncode == 0, output
-    records = [json.loads((work / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-    return work, records[0], records[1], output
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    rank0, rank1 = (json.loads((work / f"rank{rank}.json").read_text()) for rank in (0, 1))
+    return rank0, rank1
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """The headless job: (work folder, rank 0 record, rank 1 record, unused)."""
+    work = tmp_path_factory.mktemp("ddp")
+    rank0, rank1 = _launch(work, "headless", MAX_ITERS)
+    return work, rank0, rank1, None
 
 
 def test_both_ranks_train_every_iteration_on_their_own_shard(job):
@@ -167,6 +180,23 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     assert torch.isfinite(torch.cat([p.flatten() for p in trainer.model.parameters()])).all()
 
 
+def test_interactive_faults_pause_every_rank_and_recover_together(tmp_path):
+    # A NaN on rank 1 pauses both ranks (rewound together by one RewindSkip); a hook fault
+    # on rank 0 alone pauses rank 0, and rank 1 follows it rather than training on.
+    rank0, rank1 = _launch(tmp_path, "interactive", INTERACTIVE_ITERS)
+    for record in (rank0, rank1):
+        assert [step["iter"] for step in record["steps"]] == list(range(1, INTERACTIVE_ITERS + 1))
+        assert [step["iter"] for step in record["steps"] if not step["finite"]] == [NAN_AT_INTERACTIVE]
+        assert {sample["iter"] for sample in record["samples"] if sample["state"] == "PAUSED"} == {
+            NAN_AT_INTERACTIVE,
+            HOOK_FAULT_AT,
+        }
+        assert record["state"] == "FINISHED"
+    assert [step["lrs"] for step in rank0["steps"]] == [step["lrs"] for step in rank1["steps"]]
+    lr = {step["iter"]: step["lrs"][0] for step in rank0["steps"]}
+    assert lr[NAN_AT_INTERACTIVE + 1] == pytest.approx(lr[NAN_AT_INTERACTIVE] * 0.1)
+
+
 def test_cockpit_run_nproc_2_trains_with_one_voice(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("RANK", None)
@@ -219,7 +249,7 @@ def test_launch_command_drops_nproc_and_keeps_the_rest():
 # --------------------------------------------------------------------------- the ranks
 def _rank_main(plan_path: str) -> None:
     from cockpit.config import load_config
-    from cockpit.engine.commands import Pause, Resume, SetLR
+    from cockpit.engine.commands import Pause, Resume, RewindSkip, SetLR
     from cockpit.engine.distributed import detect
     from cockpit.engine.events import RunState
     from cockpit.engine.faults import Injection
@@ -228,6 +258,7 @@ def _rank_main(plan_path: str) -> None:
 
     plan = json.loads(Path(plan_path).read_text())
     work = Path(plan["work"])
+    interactive = plan["scenario"] == "interactive"
     context = detect()
     assert context.world_size == 2, context
     steps: list[dict] = []
@@ -245,41 +276,54 @@ def _rank_main(plan_path: str) -> None:
                     "image_ids": outcome.image_ids,
                 }
             )
-            if context.is_main and outcome.iter == SET_LR_AT:
+            if not context.is_main:
+                return
+            if interactive and outcome.iter == HOOK_FAULT_AT:
+                raise RuntimeError("a hook bug on rank 0 only")
+            if not interactive and outcome.iter == SET_LR_AT:
                 trainer.send(SetLR(NEW_LR))
-            if context.is_main and outcome.iter == PAUSE_AT:
+            if not interactive and outcome.iter == PAUSE_AT:
                 trainer.send(Pause(reason="test"))
 
-    injections = [Injection("oom", OOM_AT), Injection("nan", NAN_AT)] if context.rank == 1 else []
+    if interactive:
+        injections = [Injection("nan", NAN_AT_INTERACTIVE)] if context.rank == 1 else []
+        answers = [(NAN_AT_INTERACTIVE, RewindSkip(lr_factor=0.1)), (HOOK_FAULT_AT, Resume())]
+    else:
+        injections = [Injection("oom", OOM_AT), Injection("nan", NAN_AT)] if context.rank == 1 else []
+        answers = [(PAUSE_AT, Resume())]
     config = load_config(SAMPLE / "shapes.toml", plan["overrides"])
-    trainer = Trainer(config, headless=True, diagnostics=False, hooks=[Observer()], injections=injections, dist=context)
+    trainer = Trainer(
+        config, headless=not interactive, diagnostics=False, hooks=[Observer()], injections=injections, dist=context
+    )
     trainer.pause_heartbeat = 0.05
     trainer.start()
-    signal_file = work / "rank1-heartbeats"
 
     def watch() -> None:
         # Samples the trainer from outside; what the tests assert is counters, not time.
-        first_paused_exchanges = None
+        # Rank 1 tells rank 0 (through a file) once it has sat paused through a few
+        # heartbeats, so rank 0 answers only after both ranks were seen holding still.
+        first_exchanges: dict[int, int] = {}
         while trainer._thread.is_alive():
             sample = {"state": trainer.state.value, "iter": trainer.iteration, "exchanges": trainer.exchanges}
             samples.append(sample)
             if sample["state"] == "PAUSED" and not context.is_main:
-                if first_paused_exchanges is None:
-                    first_paused_exchanges = sample["exchanges"]
-                elif sample["exchanges"] - first_paused_exchanges >= HEARTBEATS and not signal_file.exists():
-                    signal_file.write_text(str(sample["iter"]))
+                first = first_exchanges.setdefault(sample["iter"], sample["exchanges"])
+                signal_file = work / f"rank1-paused-{sample['iter']}"
+                if sample["exchanges"] - first >= HEARTBEATS and not signal_file.exists():
+                    signal_file.write_text("")
             time.sleep(0.01)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     if context.is_main:
-        deadline = time.monotonic() + 120
-        while not signal_file.exists():
-            assert time.monotonic() < deadline, "rank 1 never reported its pause"
-            assert trainer._thread.is_alive(), "the run ended before the pause"
-            time.sleep(0.02)
-        assert trainer.state is RunState.PAUSED
-        trainer.send(Resume())
+        for iteration, answer in answers:
+            deadline = time.monotonic() + 120
+            while not (work / f"rank1-paused-{iteration}").exists():
+                assert time.monotonic() < deadline, f"rank 1 never reported a pause at iteration {iteration}"
+                assert trainer._thread.is_alive(), "the run ended before the pause"
+                time.sleep(0.02)
+            assert trainer.state is RunState.PAUSED and trainer.iteration == iteration
+            trainer.send(answer)
     trainer.join()
     watcher.join()
     trainer.close()
