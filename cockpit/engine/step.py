@@ -66,9 +66,9 @@ def train_step(
     """Run one iteration; the optimizer steps only when every loss term (and grad) is finite.
 
     ``fail`` is raised right after the first forward, where a real OOM would surface
-    (fault injection). With ``peers`` (a
-    multi-process run) ``model`` is the DistributedDataParallel wrapper, the losses are
-    averaged over ranks and a CUDA OOM or a non-finite value on any rank is one on all.
+    (fault injection). With ``peers`` (a multi-process run) ``model`` is the
+    DistributedDataParallel wrapper, the losses are averaged over ranks, and a CUDA OOM or
+    a non-finite value on any rank counts as one on every rank.
     """
     optimizer.zero_grad(set_to_none=True)
     names: list[str] | None = None
@@ -77,8 +77,9 @@ def train_step(
     chunks = list(zip(split(images, accumulation), split(targets, accumulation)))
     no_sync = getattr(model, "no_sync", None)
     # The last micro-batch's backward is held back: under DDP it is the one that all-reduces
-    # the gradients, and once that collective starts a rank can no longer back out, so every
-    # rank must first know that no rank ran out of memory.
+    # the gradients (the others run under no_sync), and once that collective starts a rank
+    # can no longer back out, so every rank must first know that no rank ran out of memory
+    # (a host-side flag: no device sync). An OOM inside that last backward is past saving.
     held_back = None
     oom: BaseException | None = None
     try:
