@@ -84,14 +84,14 @@ def _launch(work: Path, scenario: str, max_iters: int) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
-    """The headless job: (work folder, rank 0 record, rank 1 record, unused)."""
+    """The headless job: (work folder, rank 0 record, rank 1 record)."""
     work = tmp_path_factory.mktemp("ddp")
     rank0, rank1 = _launch(work, "headless", MAX_ITERS)
-    return work, rank0, rank1, None
+    return work, rank0, rank1
 
 
 def test_both_ranks_train_every_iteration_on_their_own_shard(job):
-    _, rank0, rank1, _ = job
+    _, rank0, rank1 = job
     iters = list(range(1, MAX_ITERS + 1))
     assert [step["iter"] for step in rank0["steps"]] == iters
     assert [step["iter"] for step in rank1["steps"]] == iters
@@ -106,7 +106,7 @@ def test_both_ranks_train_every_iteration_on_their_own_shard(job):
 
 
 def test_only_rank0_writes_one_run_directory_and_metrics_once(job):
-    work, rank0, rank1, _ = job
+    work, rank0, rank1 = job
     runs = [path for path in (work / "runs").iterdir() if path.is_dir()]
     assert [str(path) for path in runs] == [rank0["run_dir"]]
     assert rank1["run_dir"] is None
@@ -119,7 +119,7 @@ def test_only_rank0_writes_one_run_directory_and_metrics_once(job):
 
 
 def test_pause_holds_every_rank_at_the_same_iteration(job):
-    _, rank0, rank1, _ = job
+    _, rank0, rank1 = job
     for record in (rank0, rank1):
         paused = [sample for sample in record["samples"] if sample["state"] == "PAUSED"]
         assert paused, "this rank was never seen paused"
@@ -130,7 +130,7 @@ def test_pause_holds_every_rank_at_the_same_iteration(job):
 
 
 def test_lr_changes_reach_every_rank_at_the_same_iteration(job):
-    _, rank0, rank1, _ = job
+    _, rank0, rank1 = job
     lrs0 = [step["lrs"] for step in rank0["steps"]]
     lrs1 = [step["lrs"] for step in rank1["steps"]]
     assert lrs0 == lrs1
@@ -143,7 +143,7 @@ def test_lr_changes_reach_every_rank_at_the_same_iteration(job):
 
 
 def test_oom_and_nan_on_one_rank_are_agreed_by_all(job):
-    _, rank0, rank1, _ = job
+    _, rank0, rank1 = job
     for record in (rank0, rank1):
         steps = {step["iter"]: step for step in record["steps"]}
         # The OOM on rank 1 made both ranks retry with two micro-batches.
@@ -162,7 +162,7 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     from cockpit.engine.trainer import Trainer
     from support import Recorder
 
-    _, rank0, _, _ = job
+    _, rank0, _ = job
     checkpoint = Path(rank0["run_dir"]) / "checkpoints" / "last.pt"
     state = load(checkpoint)
     assert not any(key.startswith("module.") for key in state["model"])
