@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -1386,7 +1387,32 @@ def run_preflight(
 
     A split whose dataset cannot be opened becomes a ``dataset_load`` error verdict
     (the other split is still scanned); an unset ``data.val`` is skipped.
+
+    The work runs in a short-lived thread and the caller waits for it. Decoding samples
+    runs torch ops, and libgomp (torch's OpenMP on Linux) keeps a thread team for every
+    native thread that ever ran a parallel region. ``cockpit run`` checks on the main
+    thread and then trains on the trainer thread: two teams on a 2-core machine make
+    libgomp see more threads than cores and fall back to throttled waiting at every
+    barrier, which cost ~25% of the tiny model's training throughput for the whole run
+    (BENCHMARKS.md). A team dies with its thread, so the check leaves none behind.
     """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["report"] = _run_preflight(config, splits=splits, check_files=check_files, decode_samples=decode_samples)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, name="cockpit-preflight", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["report"]
+
+
+def _run_preflight(config: Any, *, splits: Sequence[str], check_files: bool, decode_samples: int) -> PreflightReport:
     from cockpit.data.loader import build_dataset  # lazy: pulls in torch/torchvision
 
     started = time.perf_counter()
