@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 import torchvision.transforms.v2 as T
+from PIL.Image import Image as PILImage
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
@@ -170,8 +171,16 @@ def apply_transform(transform: Callable | None, image: Any, target: dict[str, An
     and ``image_id`` int. Boxes removed by a SanitizeBoundingBoxes step take their label,
     area and iscrowd with them.
     """
-    img = _to_image(image)
-    height, width = img.shape[-2:]
+    if isinstance(image, PILImage):
+        # Augment the PIL image and let the pipeline's ToImage convert it, as the lesson's
+        # recipe does: RandomPhotometricDistort on a PIL image runs in PIL's C code, on a
+        # uint8 tensor it costs ~1.5 ms more per 160 px image (torch's HSV round trip for
+        # the hue jitter) -- ~5% of a tiny-model iteration on 2 CPU cores (BENCHMARKS.md).
+        img = image.convert("RGB") if image.mode != "RGB" else image
+        height, width = img.height, img.width
+    else:
+        img = _to_image(image)
+        height, width = img.shape[-2:]
     boxes = torch.as_tensor(target.get("boxes", torch.zeros((0, 4))), dtype=torch.float32).reshape(-1, 4)
     n = boxes.shape[0]
     labels = torch.as_tensor(target.get("labels", torch.zeros((n,))), dtype=torch.int64).reshape(-1)
@@ -194,6 +203,8 @@ def apply_transform(transform: Callable | None, image: Any, target: dict[str, An
         "labels": torch.arange(n, dtype=torch.int64),
     }
     out_image, out_target = transform(img, wrapped)
+    if not isinstance(out_image, torch.Tensor):  # a transform without ToImage handed PIL back
+        out_image = _to_image(out_image)
     keep = out_target["labels"]
     out_image = F.to_dtype(out_image, torch.float32, scale=True) if out_image.dtype != torch.float32 else out_image
     return out_image.as_subclass(torch.Tensor), {
