@@ -40,10 +40,15 @@ class Stamps(Hook):
         self.lrs: dict[int, float] = {}
         self.progress = threading.Event()
 
+    def before_step(self, trainer):
+        self._before = time.time()
+
     def after_step(self, trainer, outcome):
-        # iter_time runs from the moment the loop left the boundary (commands drained) to
-        # the end of the step: that moment, not before_step, is when a command is too late.
-        self.starts.append((outcome.iter, time.time() - outcome.iter_time))
+        # A command is too late once the loop has left the boundary (commands drained) and
+        # started loading the batch: that moment is before_step's time minus the data
+        # time. (after_step's time minus iter_time would be shifted by the hooks that run
+        # before this one -- the eval-mode probe takes tens of ms every 100 iterations.)
+        self.starts.append((outcome.iter, self._before - outcome.data_time))
         self.lrs[outcome.iter] = outcome.lr
         self.progress.set()
 

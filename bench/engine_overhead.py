@@ -23,7 +23,7 @@ import common
 # arch -> (window marks, log_every, repeats)
 PLANS = {
     "tiny": ((10, 70) if common.QUICK else (10, 130), 10, 1 if common.QUICK else 3),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": ((2, 4) if common.QUICK else (2, 8), 2, 1 if common.QUICK else 2),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": ((2, 4) if common.QUICK else (2, 6), 2, 1 if common.QUICK else 2),
 }
 
 
