@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_data"
+from support import REPO, SAMPLE  # noqa: F401 - re-exported for fixtures
 
 
 @pytest.fixture

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Callable
 
 from cockpit.engine.events import Event
+
+# Here rather than in conftest.py: tests/ui has a conftest of its own, and `from conftest
+# import` would find whichever of the two was imported first.
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
 
 TIMEOUT = 120.0
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import REPO, SAMPLE
+from support import REPO, SAMPLE
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 

@@ -23,8 +23,7 @@ from cockpit.engine.events import (
     RunWarning,
 )
 from cockpit.engine.trainer import Trainer
-from conftest import SAMPLE
-from support import Recorder
+from support import SAMPLE, Recorder
 
 
 def run_to_end(config, **kwargs) -> tuple[Trainer, Recorder, RunFinished]:

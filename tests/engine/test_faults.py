@@ -23,8 +23,7 @@ from cockpit.engine.events import (
 from cockpit.engine.faults import Injection, parse_injection
 from cockpit.engine.hooks import Hook
 from cockpit.engine.trainer import Trainer
-from conftest import SAMPLE
-from support import Recorder
+from support import SAMPLE, Recorder
 
 
 def start(config, **kwargs) -> tuple[Trainer, Recorder]:
