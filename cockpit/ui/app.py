@@ -261,8 +261,8 @@ class CockpitApp(App[None]):
         self._last_flush = now
         dirty, self._dirty = self._dirty, set()
         if LOSSES in dirty and self.redraw_interval > 0:
-            # A plotext build costs tens of milliseconds of the CPU training also needs:
-            # space plot redraws so they take at most ~1/PLOT_DUTY of one core.
+            # A plot build takes CPU (and the GIL) that training also needs: space plot
+            # redraws so they take at most ~1/PLOT_DUTY of one core, whatever the pane size.
             interval = max(self.redraw_interval, PLOT_DUTY * self.loss_plot.build_seconds)
             wait = self._last_plot + interval - now
             if wait > 0:
