@@ -63,10 +63,16 @@ def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Traine
     return build
 
 
-def run_headless(trainer: Trainer) -> int:
+def run_headless(trainer: Trainer, *, log_file: bool = True, on_close: Callable[[], None] | None = None) -> int:
+    """Train to the end printing log lines; returns the exit code.
+
+    ``log_file``: also append the lines to ``RUN_DIR/cockpit.log`` (a detached run's stdout
+    already is that file). ``on_close`` runs once the trainer has closed, before the
+    signal handlers are restored.
+    """
     printer = None
     if trainer.run_dir is not None:
-        printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / "cockpit.log")
+        printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / "cockpit.log" if log_file else None)
         trainer.subscribe(printer)
     received: list[int] = []
 
@@ -89,6 +95,8 @@ def run_headless(trainer: Trainer) -> int:
             trainer.join(0.5)
     finally:
         trainer.close()
+        if on_close is not None:
+            on_close()
         if printer is not None:
             printer.close()
         for sig, handler in previous.items():

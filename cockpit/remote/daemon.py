@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -145,34 +144,15 @@ def _start(request: DetachRequest):
 
 def _serve(trainer, server) -> int:
     """Train to the end (a signal stops at the next boundary with a checkpoint), then close."""
-    from cockpit.engine.commands import Stop
-    from cockpit.engine.headless import HeadlessPrinter
+    from cockpit.engine.session import run_headless
     from cockpit.remote.runs import unregister
 
-    printer = HeadlessPrinter(sys.stdout)  # stdout is RUN_DIR/cockpit.log by now
-
-    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
-        name = signal.Signals(signum).name
-        print(f"cockpit: {name} received, stopping at the next iteration and saving a checkpoint", flush=True)
-        trainer.send(Stop(save=True, reason=f"signal {name}"))
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    trainer.subscribe(printer)
-    try:
-        trainer.start()
-        # join() with a timeout returns to the interpreter, where signal handlers run.
-        while trainer._thread is not None and trainer._thread.is_alive():
-            trainer.join(0.5)
-    finally:
-        trainer.close()
+    def close() -> None:
         server.close()
-        printer.close()
         unregister(trainer.run_dir)
-    if trainer.state.value == "FAILED":
-        print(f"cockpit: run failed: {trainer.failure_reason or 'see the log above'}", flush=True)
-        return 1
-    return 0
+
+    # stdout is RUN_DIR/cockpit.log by now: the printer must not append a second copy.
+    return run_headless(trainer, log_file=False, on_close=close)
 
 
 def main(argv: list[str]) -> int:
