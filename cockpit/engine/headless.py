@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from cockpit.durations import format_duration
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
@@ -31,13 +32,6 @@ SHORT_NAMES = {
     "loss_objectness": "obj",
     "loss_rpn_box_reg": "rpn",
 }
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def format_memory(memory: dict[str, float]) -> str:

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from cockpit.durations import format_duration
 from cockpit.report.rundir import RunDir, finite
 
 
@@ -57,16 +58,7 @@ def fmt_time(stamp: float | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "unknown"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return format_duration(seconds, unknown="unknown", long=True)
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:

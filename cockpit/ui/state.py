@@ -435,20 +435,6 @@ class CockpitState:
         return {STATUS}
 
 
-def format_duration(seconds: float | None) -> str:
-    """``1h02m`` / ``3m05s`` / ``42s``; ``--`` when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
 def format_mb(value: float | None) -> str:
     if value is None or not _finite(value):
         return "n/a"

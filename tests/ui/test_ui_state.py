@@ -6,7 +6,8 @@ import math
 
 from cockpit.diagnostics.flags import CheckState
 from cockpit.engine.events import FlagRaised, RunState, RunWarning, Severity, StateChanged
-from cockpit.ui.state import SERIES, CockpitState, DecimatedSeries, LossHistory, find_metric, format_duration
+from cockpit.durations import format_duration
+from cockpit.ui.state import SERIES, CockpitState, DecimatedSeries, LossHistory, find_metric
 from fake_engine import script, step_event
 
 

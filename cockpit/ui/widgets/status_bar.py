@@ -6,7 +6,8 @@ from textual.content import Content
 from textual.widgets import Static
 
 from cockpit.engine.events import RunState
-from cockpit.ui.state import CockpitState, format_duration
+from cockpit.durations import format_duration
+from cockpit.ui.state import CockpitState
 
 _STATE_CLASSES = {
     RunState.IDLE: "-idle",
