@@ -17,6 +17,7 @@ the run directory, checkpoints and evaluations.
 from __future__ import annotations
 
 import copy
+import gc
 import itertools
 import queue
 import random
@@ -243,6 +244,11 @@ class Trainer:
         # stays up to show why, and the other ranks wait for it instead of failing at once
         # (torchrun would then stop every rank, rank 0's cockpit included).
         if self._peers is not None:
+            # DDP's reducer keeps the group's last collective work objects (tensors with
+            # Python references). Left alive past destroy_process_group, they are freed
+            # during interpreter shutdown, where gloo's threads then abort the process.
+            self._train_model = self.model
+            gc.collect()
             self._peers.close()
             self._peers = None
 
