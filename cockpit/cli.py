@@ -214,7 +214,7 @@ def _cmd_run(args) -> int:
 
     # Under torchrun only rank 0 checks the data and may open the cockpit; the others are silent.
     rank = os.environ.get("RANK", "0")
-    if getattr(args, "detach", False) and (args.nproc > 1 or "RANK" in os.environ):
+    if args.detach and (args.nproc > 1 or "RANK" in os.environ):
         _error("--detach runs a single process; it cannot be combined with --nproc or torchrun")
         return EXIT_USAGE
     if args.nproc > 1:

@@ -617,9 +617,8 @@ class Trainer:
         summary = f"non-finite loss at iteration {outcome.iter} ({', '.join(bad)}); the optimizer step was skipped"
         if self.is_headless:
             if self._auto_rewinds >= MAX_AUTO_REWINDS:
-                # Back to the last good weights, so the stop's checkpoint keeps something usable.
-                if self._snapshot is not None:
-                    self.model.load_state_dict(self._snapshot.model)
+                # Back to the last good state, so the stop's checkpoint keeps something usable.
+                self._restore_snapshot()
                 self._request_failure(f"loss still non-finite after {MAX_AUTO_REWINDS} rewinds with LR x0.1")
                 return
             self._auto_rewinds += 1
@@ -632,18 +631,24 @@ class Trainer:
         if self.train_set is not None and outcome.image_ids:
             self._preview_culprit(outcome.image_ids[0])
 
-    def _rewind(self, lr_factor: float, grad_clip: float, who: str) -> None:
+    def _restore_snapshot(self) -> None:
+        """Back to the last good weights and optimizer state, keeping the current LR."""
         snapshot = self._snapshot
+        if snapshot is None:
+            return
         # The snapshot's optimizer state carries the LR of that older iteration; keep the
         # current one so that successive rewinds compound (x0.1, then x0.01, ...).
         current_lr = self.lr
-        if snapshot is not None:
-            self.model.load_state_dict(snapshot.model)
-            self.optimizer.load_state_dict(snapshot.optimizer)
-            for group in self.optimizer.param_groups:
-                group["lr"] = current_lr
+        self.model.load_state_dict(snapshot.model)
+        self.optimizer.load_state_dict(snapshot.optimizer)
+        for group in self.optimizer.param_groups:
+            group["lr"] = current_lr
+
+    def _rewind(self, lr_factor: float, grad_clip: float, who: str) -> None:
+        snapshot = self._snapshot
+        self._restore_snapshot()
         if lr_factor != 1.0:
-            self._set_lr(current_lr * lr_factor, LRSource.RECOVERY)
+            self._set_lr(self.lr * lr_factor, LRSource.RECOVERY)
         if grad_clip > 0:
             self.config = self.config.copy_with({"optim.grad_clip": grad_clip})
         restored = snapshot.iteration if snapshot else "the initial weights"
