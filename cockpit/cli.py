@@ -246,7 +246,8 @@ def _cmd_run(args) -> int:
     if args.detach:
         return _run_detached(args, preflight)
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
-    from cockpit.engine.session import RunRequest, make_trainer
+    from cockpit.assembly import make_trainer
+    from cockpit.engine.session import RunRequest
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
     try:
@@ -260,7 +261,7 @@ def _cmd_run(args) -> int:
 
         return run_headless(trainer)
     from cockpit.ui.app import create_app
-    from cockpit.engine.session import engine_factory
+    from cockpit.assembly import engine_factory
 
     build = engine_factory(request)
 
@@ -276,7 +277,9 @@ def _cmd_run(args) -> int:
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
     link.close(timeout=60)
-    return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
+    from cockpit.engine.events import RunState
+
+    return EXIT_OK if link.state is not RunState.FAILED else EXIT_FAILED
 
 
 def _record_process(trainer) -> None:

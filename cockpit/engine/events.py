@@ -38,6 +38,39 @@ class LRSource(str, enum.Enum):
     RECOVERY = "recovery"
 
 
+class CheckState(str, enum.Enum):
+    """A checklist row's state (a diagnostic rule's verdict)."""
+
+    NOT_CHECKED = "not yet checked"
+    OK = "OK"
+    FLAGGED = "FLAGGED"
+
+
+class Outcome(str, enum.Enum):
+    """How a run ended."""
+
+    FINISHED = "finished"
+    """Ran to the end."""
+    STOPPED = "stopped"
+    """Stopped by the user or a signal."""
+    FAILED = "failed"
+
+
+class FaultCause(str, enum.Enum):
+    """What a ``RunError`` is about, so front-ends decide without reading its text."""
+
+    NONFINITE = "nonfinite"
+    """A NaN/Inf loss or gradient (the optimizer step was skipped)."""
+    OOM = "oom"
+    """CUDA out of memory that retries with smaller micro-batches could not absorb."""
+    STEP = "step"
+    """The training step raised."""
+    HOOK = "hook"
+    """A hook raised."""
+    EXCEPTION = "exception"
+    """Anything else (setup, data, a side job)."""
+
+
 class Severity(str, enum.Enum):
     """How bad a diagnostic flag or warning is."""
 
@@ -82,6 +115,10 @@ class RunStarted(Event):
     total_iters: int = 0
     iters_per_epoch: int = 0
     resumed_from: str | None = None
+    total_epochs: int = 0
+    """Epochs the run will reach (fewer than ``run.epochs`` when ``run.max_iters`` ends it first)."""
+    lr: float | None = None
+    """The LR of the first step to come (warm-up included), not the config's base LR."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +220,7 @@ class RunError(Event):
     traceback: str
     iter: int = 0
     fatal: bool = True
+    cause: FaultCause = FaultCause.EXCEPTION
 
 
 @dataclass(frozen=True)
@@ -192,13 +230,17 @@ class FlagRaised(Event):
     kind: ClassVar[str] = "flag"
     rule: str
     title: str
-    status: str
+    status: CheckState
     severity: Severity = Severity.INFO
     evidence: str = ""
     likely_cause: str = ""
     fix: str = ""
     iter: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Accept the state's text too (pre-flight JSON, old events.jsonl lines).
+        object.__setattr__(self, "status", CheckState(self.status))
 
 
 @dataclass(frozen=True)
@@ -225,12 +267,21 @@ class RunFinished(Event):
     state: RunState
     iter: int
     epoch: int
-    outcome: str = "finished"
-    """``finished`` (ran to the end), ``stopped`` (by the user or a signal) or ``failed``."""
+    outcome: Outcome = Outcome.FINISHED
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
 
-_ENUMS = {"RunState": RunState, "LRSource": LRSource, "Severity": Severity}
+
+_ENUMS = {
+    "RunState": RunState,
+    "LRSource": LRSource,
+    "Severity": Severity,
+    "Outcome": Outcome,
+    "FaultCause": FaultCause,
+    "CheckState": CheckState,
+}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

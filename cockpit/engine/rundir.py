@@ -19,6 +19,8 @@ from cockpit.engine.events import EvalResult, Event, StepMetrics
 METRICS = "metrics.jsonl"
 EVENTS = "events.jsonl"
 CONFIG = "config.toml"
+EFFECTIVE = "effective.toml"
+"""The effective config after the last live change (LR keys, patches); see engine/live_config.py."""
 CHECKPOINTS = "checkpoints"
 PREDICTIONS = "predictions"
 PREVIEWS = "previews"

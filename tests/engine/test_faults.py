@@ -27,7 +27,7 @@ from support import SAMPLE, Recorder
 
 
 def start(config, **kwargs) -> tuple[Trainer, Recorder]:
-    trainer = Trainer(config, diagnostics=False, **kwargs)
+    trainer = Trainer(config, **kwargs)
     recorder = Recorder()
     trainer.subscribe(recorder)
     trainer.start()

@@ -39,7 +39,7 @@ class SendAt(Hook):
 
 
 def run(config, *hooks, listeners=(), **kwargs) -> tuple[Trainer, Recorder]:
-    trainer = Trainer(config, hooks=list(hooks), diagnostics=False, **kwargs)
+    trainer = Trainer(config, hooks=list(hooks), **kwargs)
     recorder = Recorder()
     trainer.subscribe(recorder)
     for listener in listeners:
@@ -168,7 +168,7 @@ def test_eval_probe_reports_detection_scores_to_the_diagnostics(sample_config):
         def __init__(self):
             self.probes = []
 
-        def on_probe(self, facts):
+        def on_probe(self, trainer, facts):
             self.probes.append(facts)
 
     listens = Listens()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cockpit.engine.events import RunState
+from cockpit.diagnostics.hook import DiagnosticsHook
 from cockpit.engine.trainer import Trainer
 from ui_support import settle
 
@@ -22,7 +23,7 @@ async def test_real_engine_drives_the_panes_and_quit_saves(sample_config):
     from cockpit.ui.app import create_app
 
     config = sample_config("run.max_iters=200", "run.log_every=1")
-    trainer = Trainer(config, diagnostics=True)
+    trainer = Trainer(config, hooks=[DiagnosticsHook()])
     app = create_app(trainer, config, redraw_interval=0)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: app.model.iter >= 2)

@@ -1,0 +1,47 @@
+"""Assembling a run: the engine plus the diagnostics that watch it.
+
+Dependencies point one way (engine <- diagnostics <- ui/report/remote): the engine never
+imports the diagnostics, so the code that builds a trainer for the CLI, the detached
+daemon and the cockpit's restart action attaches the :class:`DiagnosticsHook` here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from cockpit.config import Config
+from cockpit.diagnostics.hook import DiagnosticsHook
+from cockpit.engine.hooks import Hook
+from cockpit.engine.session import RunRequest
+from cockpit.engine.trainer import Trainer
+
+
+def watched_hooks(request: RunRequest) -> list[Hook]:
+    """The hooks every assembled run gets: the diagnostics, on rank 0 (it alone publishes)."""
+    return [DiagnosticsHook()] if request.dist.is_main else []
+
+
+def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
+    return Trainer(
+        request.config,
+        resume=request.resume,
+        headless=headless,
+        injections=request.injections,
+        hooks=watched_hooks(request),
+        preflight=request.preflight,
+        dist=request.dist,
+    )
+
+
+def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer] | None:
+    """For the cockpit's restart action: a new run from a checkpoint with an edited config.
+
+    None in a multi-process run: a restart would need every rank to restart with it.
+    """
+    if request.dist.enabled:
+        return None
+
+    def build(config: Config, resume_from: str | None) -> Trainer:
+        return Trainer(config, resume=resume_from, headless=False, hooks=[DiagnosticsHook()], preflight=request.preflight)
+
+    return build
