@@ -171,7 +171,9 @@ class OptimSection(_Section):
     gamma: float = Field(0.1, gt=0.0, le=1.0)
     """StepLR factor applied every ``step_size`` epochs."""
     warmup_iters: int = Field(100, ge=0)
-    """Linear warm-up from lr/1000 over this many iterations; 0 = none."""
+    """Linear warm-up as torch's ``LinearLR(start_factor=1e-3, total_iters=warmup_iters)`` in
+    torchvision's references: the first step uses lr/1000, the LR reaches lr at step
+    warmup_iters + 1; 0 = none."""
     grad_clip: float = Field(0.0, ge=0.0)
     """Maximum gradient norm; 0 = no clipping."""
     amp: bool = False

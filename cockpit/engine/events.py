@@ -120,6 +120,15 @@ class RunStarted(Event):
     lr: float | None = None
     """The LR of the first step to come (warm-up included), not the config's base LR."""
 
+    @property
+    def epochs(self) -> int:
+        """Epochs the run reaches: ``total_epochs``, or derived for streams written before it existed."""
+        if self.total_epochs:
+            return self.total_epochs
+        if self.total_iters and self.iters_per_epoch:
+            return max(1, -(-self.total_iters // self.iters_per_epoch))
+        return 0
+
 
 @dataclass(frozen=True)
 class StepMetrics(Event):
@@ -175,6 +184,21 @@ class LRChanged(Event):
     lr: float
     previous: float
     source: LRSource
+
+
+@dataclass(frozen=True)
+class ConfigChanged(Event):
+    """The effective config changed (an LR key, a live patch, a recovery): the whole of it.
+
+    ``config["optim"]["lr"]`` is the schedule's base LR (what a config file would say);
+    the LR the optimizer uses now is the latest ``LRChanged``/``StepMetrics`` one.
+    """
+
+    kind: ClassVar[str] = "config"
+    iter: int
+    config: dict[str, Any]
+    changed: list[str] = field(default_factory=list)
+    """Dotted names of the fields that changed."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from cockpit.config import Config, dump_config
 from cockpit.config.schema import MAX_LR, lr_problem
 from cockpit.engine import rundir
-from cockpit.engine.events import Event, LRChanged, LRSource
+from cockpit.config.loader import config_to_dict
+from cockpit.engine.events import ConfigChanged, Event, LRChanged, LRSource
 from cockpit.engine.schedule import LRSchedule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,11 +90,12 @@ class LiveConfig:
         problem = lr_problem(lr)
         if problem is not None:
             raise LRRefused(problem)
-        previous = self.lr
-        self.schedule.set_current(lr, max(iteration, 1), epoch)
+        previous, before = self.lr, self.config
+        # Anchored on the next step, so that step uses exactly ``lr`` (also during warm-up).
+        self.schedule.set_current(lr, iteration + 1, epoch)
         self._write_groups(lr)
-        self._record()
         self._publish(LRChanged(iter=iteration, lr=lr, previous=previous, source=source))
+        self._record(iteration, before)
 
     def scale_lr(self, factor: float, iteration: int, epoch: int) -> str | None:
         """Multiply the current LR by ``factor``, capped at MAX_LR; returns a note when capped."""
@@ -108,10 +110,11 @@ class LiveConfig:
 
     def patch(self, new_config: Config, changes: dict[str, Any], iteration: int, epoch: int) -> None:
         """Adopt a validated copy with live changes; ``optim.lr`` there is the base LR."""
+        before = self.config
         if "optim.lr" in changes:
             previous = self.lr
             self.schedule.base_lr = new_config.optim.lr
-            lr = self.schedule.lr(max(iteration, 1), epoch)
+            lr = self.schedule.lr(iteration + 1, epoch)
             self._write_groups(lr)
             self._publish(LRChanged(iter=iteration, lr=lr, previous=previous, source=LRSource.USER))
         self.config = new_config
@@ -119,7 +122,7 @@ class LiveConfig:
             for group in self._optimizer.param_groups:
                 group["momentum"] = new_config.optim.momentum
                 group["weight_decay"] = new_config.optim.weight_decay
-        self._record()
+        self._record(iteration, before)
 
     def follow_schedule(self, iteration: int, epoch: int, announce: bool) -> None:
         """Set the LR the schedule gives for (iteration, epoch); announce the epoch steps."""
@@ -152,9 +155,10 @@ class LiveConfig:
         """Put the param groups back on ``lr`` after loading an older optimizer state."""
         self._write_groups(lr)
 
-    def set_grad_clip(self, grad_clip: float) -> None:
+    def set_grad_clip(self, grad_clip: float, iteration: int) -> None:
+        before = self.config
         self.config = self.config.copy_with({"optim.grad_clip": grad_clip})
-        self._record()
+        self._record(iteration, before)
 
     # -- internals -------------------------------------------------------------------------
     def _write_groups(self, lr: float) -> None:
@@ -162,9 +166,20 @@ class LiveConfig:
             for group in self._optimizer.param_groups:
                 group["lr"] = lr
 
-    def _record(self) -> None:
-        """The effective config, base LR included, into ``effective.toml`` (rank 0 only)."""
+    def _record(self, iteration: int, previous: Config) -> None:
+        """The effective config, base LR included: an event, and ``effective.toml`` (rank 0 only)."""
         if self.schedule.base_lr != self.config.optim.lr and lr_problem(self.schedule.base_lr) is None:
             self.config = self.config.copy_with({"optim.lr": self.schedule.base_lr})
+        before, after = config_to_dict(previous), config_to_dict(self.config)
+        changed = sorted(
+            f"{section}.{key}"
+            for section, values in after.items()
+            if isinstance(values, dict)
+            for key, value in values.items()
+            if before.get(section, {}).get(key) != value
+        )
+        if not changed:
+            return
         if self._run_dir is not None:
             write_atomic(self._run_dir / rundir.EFFECTIVE, dump_config(self.config))
+        self._publish(ConfigChanged(iter=iteration, config=after, changed=changed))

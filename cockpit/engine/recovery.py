@@ -222,7 +222,7 @@ class Recovery:
         if lr_factor != 1.0:
             t.live.set_lr(t.lr * lr_factor, LRSource.RECOVERY, t.iteration, t.epoch)
         if grad_clip > 0:
-            t.live.set_grad_clip(grad_clip)
+            t.live.set_grad_clip(grad_clip, t.iteration)
         restored = snapshot.iteration if snapshot else "the initial weights"
         t.publish(
             RunWarning(
