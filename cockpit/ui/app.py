@@ -29,9 +29,7 @@ from cockpit.engine.commands import (
     ApplyPatch,
     Command,
     EvaluateNow,
-    Pause,
     RequestPreview,
-    Resume,
     SaveCheckpoint,
     ScaleLR,
     SetLR,
@@ -50,7 +48,6 @@ from cockpit.engine.events import (
     RunError,
     RunFinished,
     RunStarted,
-    RunState,
     RunWarning,
 )
 from cockpit.engine.link import EngineLink
