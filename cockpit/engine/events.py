@@ -263,8 +263,14 @@ class FlagRaised(Event):
     data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Accept the state's text too (pre-flight JSON, old events.jsonl lines).
-        object.__setattr__(self, "status", CheckState(self.status))
+        # Accept the state's text or name too (pre-flight JSON, old events.jsonl lines).
+        status = self.status
+        if not isinstance(status, CheckState):
+            try:
+                status = CheckState(status)
+            except ValueError:
+                status = CheckState[str(status).upper()]
+        object.__setattr__(self, "status", status)
 
 
 @dataclass(frozen=True)

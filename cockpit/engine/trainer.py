@@ -23,6 +23,7 @@ events and writes the run directory, checkpoints and evaluations.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import threading
@@ -173,8 +174,6 @@ class Trainer:
         # (torchrun would then stop every rank, rank 0's cockpit included).
         if self.parts is not None and self.parts.peers is not None:
             self.parts.release_wrapper()
-            import gc
-
             gc.collect()
             self.parts.peers.close()
             self.parts.peers = None

@@ -243,3 +243,18 @@ def test_the_first_recorded_lr_is_linear_lr_start_factor(sample_config):
     _, events, _ = run_to_end(config)
     assert events.of(RunStarted)[0].lr == pytest.approx(config.optim.lr * 1e-3)
     assert events.of(StepMetrics)[0].lr == pytest.approx(config.optim.lr * 1e-3)
+
+
+def test_resume_of_a_checkpoint_with_a_non_finite_lr_falls_back_on_the_config_lr(sample_config):
+    # Written before the bounds existed: the schedule's base_lr is inf.
+    config = sample_config("run.max_iters=2", "optim.warmup_iters=0")
+    trainer, _, _ = run_to_end(config)
+    last = trainer.run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["lr_scheduler"]["base_lr"] = math.inf
+    torch.save(state, last)
+    (trainer.run_dir / "effective.toml").unlink(missing_ok=True)
+    _, events, finished = run_to_end(sample_config("run.max_iters=3", "optim.warmup_iters=0"), resume=str(last))
+    assert finished.outcome is Outcome.FINISHED
+    assert [e.lr for e in events.of(StepMetrics)] == [pytest.approx(config.optim.lr)]
+    assert events.of(RunStarted)[0].config["optim"]["lr"] == pytest.approx(config.optim.lr)
