@@ -157,7 +157,7 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     import torch
 
     from cockpit.engine.checkpoint import load
-    from cockpit.engine.events import RunFinished
+    from cockpit.engine.events import Outcome, RunFinished
     from cockpit.engine.model import build_model
     from cockpit.engine.trainer import Trainer
     from support import Recorder
@@ -176,7 +176,7 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     trainer.start()
     finished = events.wait_for(lambda event: isinstance(event, RunFinished))
     trainer.close()
-    assert finished.outcome == "finished" and finished.iter == MAX_ITERS + 1
+    assert finished.outcome is Outcome.FINISHED and finished.iter == MAX_ITERS + 1
     assert torch.isfinite(torch.cat([p.flatten() for p in trainer.model.parameters()])).all()
 
 
