@@ -371,9 +371,10 @@ class Trainer:
     def _finish_stopped(self) -> tuple[Outcome, str]:
         stop = self.control.stop
         assert stop is not None
-        self.set_state(RunState.STOPPING, f"stop requested ({stop.reason})")
+        label = f"failure: {stop.reason}" if stop.failure else stop.reason
+        self.set_state(RunState.STOPPING, f"stop requested ({label})")
         if stop.save:
-            self.checkpoints.save(f"stop ({stop.reason})")
+            self.checkpoints.save(f"stop ({label})")
         self.publish(CommandAck(command=stop.name, iter=self.iteration))
         if stop.failure:
             raise _RunFailed(stop.reason)
