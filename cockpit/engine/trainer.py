@@ -435,7 +435,15 @@ class Trainer:
     def _finish_complete(self) -> tuple[str, str]:
         self._set_state(RunState.STOPPING, "training complete")
         if self.val_set is not None and self._last_eval_iter != self.iteration:
-            self.evaluate()
+            # A side job failing at the end (a val file gone, pycocotools choking) must not
+            # cost the run its final checkpoint: the weights are what the user came for.
+            try:
+                self.evaluate()
+            except Exception as error:  # noqa: BLE001 - reported, then the checkpoint is still written
+                self.publish(RunWarning(
+                    f"final evaluation skipped ({type(error).__name__}: {error}); last.pt is still written",
+                    iter=self.iteration, category="side_job_failed",
+                ))
         self.save_checkpoint("final")
         return "finished", "training complete"
 
@@ -925,16 +933,25 @@ class Trainer:
         dataset = self.val_set if split == "val" else self.train_set
         if split == "val":
             self._preview_index = index
-        event = make_preview(
-            self.model if predict else None,
-            dataset,
-            index,
-            device=self.device,
-            iteration=self.iteration,
-            score_thresh=self.config.eval.score_thresh,
-            out_dir=self._run_dir / rundir.PREVIEWS,
-            split=split,
-        )
+        try:
+            event = make_preview(
+                self.model if predict else None,
+                dataset,
+                index,
+                device=self.device,
+                iteration=self.iteration,
+                score_thresh=self.config.eval.score_thresh,
+                out_dir=self._run_dir / rundir.PREVIEWS,
+                split=split,
+            )
+        except Exception as error:  # noqa: BLE001 - a preview is a side job: skip and name it, as the loaders do
+            path = dataset.image_path(index) if hasattr(dataset, "image_path") else None
+            self.publish(RunWarning(
+                f"preview of {split} #{index} skipped ({path or 'no path'}): {type(error).__name__}: {error}",
+                iter=self.iteration, category="skipped_sample",
+                details={"index": index, "path": path, "error": f"{type(error).__name__}: {error}"},
+            ))
+            return
         self.publish(event)
 
     def checkpoint_state(self) -> dict[str, Any]:

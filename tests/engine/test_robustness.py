@@ -1,0 +1,78 @@
+"""Never lose a run (#14): side jobs, disk full, foreign checkpoints, empty data.
+
+Each test reproduces a fault and checks the run ends paused or stopped with its last good
+checkpoint and one line saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from cockpit.config import load_config
+from cockpit.engine import rundir
+from cockpit.engine.builtin_hooks import EvalProbeHook
+from cockpit.engine.events import CheckpointSaved, EvalResult, RunFinished, RunWarning
+from cockpit.engine.hooks import Hook
+from cockpit.engine.trainer import Trainer
+from support import SAMPLE, Recorder
+
+
+def copy_sample(tmp_path, *overrides: str):
+    data = tmp_path / "sample"
+    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("runs"))
+    base = [
+        f"run.output_dir='{tmp_path / 'runs'}'", "run.max_iters=3", "run.log_every=1",
+        "eval.every_epochs=0", "optim.warmup_iters=2", "data.num_workers=0",
+    ]
+    return data, load_config(data / "shapes.toml", base + list(overrides))
+
+
+def run_to_end(trainer: Trainer) -> tuple[RunFinished, Recorder]:
+    events = Recorder()
+    trainer.subscribe(events)
+    trainer.start()
+    finished = events.wait_for(lambda e: isinstance(e, RunFinished))
+    trainer.close()
+    return finished, events
+
+
+def test_val_image_deleted_mid_run_still_ends_with_last_pt(tmp_path):
+    _, config = copy_sample(tmp_path)
+
+    class DeleteValImage(Hook):
+        def after_step(self, trainer, outcome):
+            if outcome.iter == 1:
+                self.path = trainer.val_set.image_path(0)
+                os.unlink(self.path)
+
+    deleter = DeleteValImage()
+    trainer = Trainer(config, diagnostics=False, hooks=[deleter, EvalProbeHook(every=1)])
+    finished, events = run_to_end(trainer)
+    assert finished.outcome == "finished", finished.reason
+    assert (trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST).is_file()
+    assert any(not e.best for e in events.of(CheckpointSaved))
+    assert events.of(EvalResult), "the final evaluation ran on the readable images"
+    named = [e for e in events.of(RunWarning) if deleter.path in e.message]
+    # The probe names it once; the evaluation's loader and the preview name it too.
+    assert any("probe" in e.message for e in named)
+    assert any("preview" in e.message for e in named)
+    assert all("\n" not in e.message for e in named)
+
+
+def test_a_failing_final_evaluation_does_not_prevent_last_pt(tmp_path, monkeypatch):
+    _, config = copy_sample(tmp_path)
+    import cockpit.engine.evaluation as evaluation
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("pycocotools choked")
+
+    monkeypatch.setattr(evaluation, "evaluate", broken)
+    trainer = Trainer(config, diagnostics=False)
+    finished, events = run_to_end(trainer)
+    assert finished.outcome == "finished"
+    assert (trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST).is_file()
+    [warning] = [e for e in events.of(RunWarning) if e.category == "side_job_failed"]
+    assert "pycocotools choked" in warning.message and "last.pt" in warning.message
