@@ -401,7 +401,8 @@ class Trainer:
 
         return DataLoader(
             SkippingDataset(self.val_set),
-            batch_size=max(1, self.config.data.batch_size),
+            # Not the train batch: a batch is padded to one canvas, so AP would depend on it.
+            batch_size=self.config.eval.batch_size,
             shuffle=False,
             num_workers=min(self.config.data.num_workers, 2),
             collate_fn=collate_skipping,

@@ -146,6 +146,7 @@ def _evaluation(run: RunDir) -> Section:
     section.add(
         Table(["iter", "epoch", *COCO_KEYS], rows, "The 12 COCO bbox numbers at each evaluation (n/a: undefined, e.g. no small objects).", styles)
     )
+    section.add(Text(_eval_batch_note(run)))
     if best is None:
         return section.add(Text("No evaluation produced a valid AP, so there is no best one.", "missing"))
     per_class_best = best["eval"].get("per_class") or {}
@@ -165,6 +166,23 @@ def _evaluation(run: RunDir) -> Section:
             row.append(an.fmt_num(per_class_final.get(name)))
         rows.append(row)
     return section.add(Table(headers, rows))
+
+
+def _eval_batch_note(run: RunDir) -> str:
+    """Which val batch size the numbers come from: torchvision pads a batch to one canvas,
+    so AP at batch 2 differs slightly from AP at batch 1 (the references' setting)."""
+    config = run.config
+    # A config written before eval.batch_size existed evaluated with the train batch.
+    if config is None:
+        return "Val batch size unknown (no readable config.toml)."
+    if "batch_size" in (run.config_text or "").partition("[eval]")[2].partition("\n[")[0]:
+        size = config.eval.batch_size
+    else:
+        size = config.data.batch_size
+    if size == 1:
+        return "Evaluated one val image at a time (eval.batch_size = 1), as torchvision's references do."
+    return (f"Evaluated {size} val images per batch (eval.batch_size = {size}): torchvision pads a batch to one "
+            "canvas, so AP differs slightly from the references' batch-1 numbers.")
 
 
 def _checklist(run: RunDir) -> Section:

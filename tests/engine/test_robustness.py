@@ -76,3 +76,21 @@ def test_a_failing_final_evaluation_does_not_prevent_last_pt(tmp_path, monkeypat
     assert (trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST).is_file()
     [warning] = [e for e in events.of(RunWarning) if e.category == "side_job_failed"]
     assert "pycocotools choked" in warning.message and "last.pt" in warning.message
+
+
+def test_evaluation_uses_batch_1_by_default_and_the_report_says_so(tmp_path, sample_config):
+    from cockpit.report.build import build_report
+
+    config = sample_config("run.max_iters=1", "data.batch_size=4")
+    assert config.eval.batch_size == 1
+    trainer = Trainer(config, diagnostics=False)
+    finished, events = run_to_end(trainer)
+    assert finished.outcome == "finished" and events.of(EvalResult)
+    assert trainer.val_loader.batch_size == 1
+    markdown = build_report(trainer.run_dir).markdown.read_text().replace("\\_", "_")
+    assert "eval.batch_size = 1" in markdown
+
+    wider = Trainer(sample_config("run.max_iters=1", "data.batch_size=4", "eval.batch_size=3"), diagnostics=False)
+    run_to_end(wider)
+    assert wider.val_loader.batch_size == 3
+    assert "eval.batch_size = 3" in build_report(wider.run_dir).markdown.read_text().replace("\\_", "_")
