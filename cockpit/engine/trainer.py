@@ -159,6 +159,8 @@ class Trainer:
 
         # Every rank loads the checkpoint; only rank 0 keeps a run directory.
         resume_dir, self._resume_checkpoint = resolve_resume(config, resume)
+        # Read before any run folder is made or touched: a garbage file is one line, no debris.
+        self._resume_state = ckpt.load(self._resume_checkpoint) if self._resume_checkpoint is not None else None
         self._run_dir: Path | None = None
         self._writer: rundir.RunDirWriter | None = None
         if self.is_main:
@@ -989,13 +991,22 @@ class Trainer:
         return True
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = ckpt.load(path, map_location=self.device)
+        state, self._resume_state = self._resume_state or ckpt.load(path), None
+        if ckpt.is_references(state):
+            iters_per_epoch = -(-self.sampler.per_rank // self.config.data.batch_size)
+            state, notes = ckpt.from_references(state, iters_per_epoch, self.schedule.state_dict())
+            for note in notes:
+                self.publish(RunWarning(note, iter=0, category="foreign_checkpoint"))
         try:
             self.model.load_state_dict(state["model"])
         except (RuntimeError, KeyError) as error:
             raise ckpt.CheckpointError(f"{path} does not fit this model (arch or classes changed?): {error}") from None
         if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as error:  # other parameter groups (e.g. --norm-weight-decay)
+                self.publish(RunWarning(f"optimizer state not loaded ({error}); momentum starts afresh",
+                                        iter=0, category="foreign_checkpoint"))
         if "lr_scheduler" in state and isinstance(state["lr_scheduler"], dict) and "base_lr" in state["lr_scheduler"]:
             self.schedule.load_state_dict(state["lr_scheduler"])
         if state.get("scaler"):

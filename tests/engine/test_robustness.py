@@ -94,3 +94,68 @@ def test_evaluation_uses_batch_1_by_default_and_the_report_says_so(tmp_path, sam
     run_to_end(wider)
     assert wider.val_loader.batch_size == 3
     assert "eval.batch_size = 3" in build_report(wider.run_dir).markdown.read_text().replace("\\_", "_")
+
+
+def write_references_checkpoint(config, path, *, finished_epoch: int, milestones=(1, 3), base_lr=0.01):
+    """A checkpoint as torchvision's references/detection/train.py writes it."""
+    import argparse
+
+    import torch
+
+    from cockpit.engine.model import build_model
+
+    model = build_model(config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=base_lr, momentum=0.9, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=0.1)
+    for _ in range(finished_epoch + 1):
+        optimizer.step()
+        scheduler.step()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": scheduler.state_dict(),
+            "args": argparse.Namespace(lr=base_lr, epochs=26, data_path="/data/coco", lr_steps=list(milestones)),
+            "epoch": finished_epoch,
+        },
+        path,
+    )
+    return scheduler.get_last_lr()[0]
+
+
+def test_resume_from_a_torchvision_references_checkpoint_continues_its_schedule(tmp_path, sample_config):
+    from cockpit.engine.events import RunStarted, StepMetrics
+
+    config = sample_config("run.max_iters=62", "optim.warmup_iters=100")
+    path = tmp_path / "model_1.pth"
+    their_lr = write_references_checkpoint(config, path, finished_epoch=1)
+    trainer = Trainer(config, diagnostics=False, resume=str(path))
+    finished, events = run_to_end(trainer)
+    assert finished.outcome == "finished", finished.reason
+    [started] = events.of(RunStarted)
+    # Epoch 1 (0-based) finished there: epoch 3 (1-based) here, 30 iterations per epoch.
+    assert started.start_iter == 60 and started.start_epoch == 3
+    steps = events.of(StepMetrics)
+    # MultiStepLR at milestones (1, 3): one decay by epoch 2, and no warm-up restarted.
+    assert steps[0].lr == pytest.approx(their_lr) == pytest.approx(0.001)
+    notes = [e.message for e in events.of(RunWarning) if e.category == "foreign_checkpoint"]
+    assert any("MultiStepLR" in n and "no warm-up" in n for n in notes)
+
+
+def test_garbage_resume_file_is_one_line_and_leaves_no_run_folder(tmp_path):
+    import subprocess
+    import sys
+
+    garbage = tmp_path / "model.pth"
+    garbage.write_bytes(b"\x00not a checkpoint" * 100)
+    out = tmp_path / "runs"
+    result = subprocess.run(
+        [sys.executable, "-m", "cockpit", "run", str(SAMPLE / "shapes.toml"), "--headless", "--no-check",
+         "--resume", str(garbage), "--set", f"run.output_dir='{out}'"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot read checkpoint" in lines[0] and "\x1b" not in lines[0], result.stderr
+    assert not out.exists() or not any(out.iterdir())
