@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import errno
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,49 @@ def all_finite(model: torch.nn.Module) -> bool:
     return bool(torch.stack(flags).all().item()) if flags else True
 
 
+class DiskFullError(CheckpointError):
+    """No room for the checkpoint; the previous file (if any) is untouched."""
+
+
+MB = 1024 * 1024
+SLACK_BYTES = 1 * MB
+"""Pickle framing, strings and small state on top of the tensors' bytes."""
+
+
+def tensor_bytes(state: Any) -> int:
+    """Bytes of every tensor in a (nested) state: what ``torch.save`` will write, give or take."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(tensor_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(tensor_bytes(v) for v in state)
+    return 0
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes for this user on the filesystem holding ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def _disk_full(path: Path, needed: int, free: int) -> DiskFullError:
+    name = f"{path.parent.name}/{path.name}"
+    return DiskFullError(
+        f"no space left on device writing {name} (needs ~{needed / MB:.0f} MB, {free / MB:.0f} MB free); "
+        "the previous checkpoint is kept"
+    )
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> Path:
+    """Write ``state`` to ``path`` via a temporary file; raises :class:`DiskFullError` (checked
+    before writing, and on ENOSPC while writing) or :class:`CheckpointError`, one line each."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    needed = tensor_bytes(state) + SLACK_BYTES
+    free = free_bytes(path.parent)
+    # Checked first: torch reports a full disk as "[enforce fail at inline_container.cc] unexpected pos".
+    if free < needed:
+        raise _disk_full(path, needed, free)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -48,9 +90,14 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, (OSError, RuntimeError)):
+            free = free_bytes(path.parent)
+            if getattr(error, "errno", None) == errno.ENOSPC or free < needed:
+                raise _disk_full(path, needed, free) from None
+            raise CheckpointError(f"cannot write {path}: {_one_line(error)}") from None
         raise
     return path
 

@@ -344,6 +344,7 @@ class Trainer:
             )
         )
         self._publish_preflight()
+        self._warn_if_disk_nearly_full()
         if self.val_set is not None and len(self.val_set) > 0:
             self.publish_preview(0, predict=self._resume_checkpoint is not None)
 
@@ -447,15 +448,16 @@ class Trainer:
                     f"final evaluation skipped ({type(error).__name__}: {error}); last.pt is still written",
                     iter=self.iteration, category="side_job_failed",
                 ))
-        self.save_checkpoint("final")
+        if not self.save_checkpoint("final") and self.checkpoint_error:
+            raise _RunFailed(self.checkpoint_error)
         return "finished", "training complete"
 
     def _finish_stopped(self) -> tuple[str, str]:
         stop = self._stop
         assert stop is not None
         self._set_state(RunState.STOPPING, f"stop requested ({stop.reason})")
-        if stop.save:
-            self.save_checkpoint(f"stop ({stop.reason})")
+        if stop.save and not self.save_checkpoint(f"stop ({stop.reason})") and self.checkpoint_error:
+            raise _RunFailed(self.checkpoint_error)
         self.publish(CommandAck(command=stop.name, iter=self.iteration))
         if stop.reason.startswith("failure:"):
             raise _RunFailed(stop.reason[len("failure:") :].strip())
@@ -817,7 +819,9 @@ class Trainer:
             self._set_lr(self.lr * command.factor, LRSource.USER)
             return None
         if isinstance(command, SaveCheckpoint):
-            return None if self.save_checkpoint("user") else "weights are not finite; checkpoint not written"
+            if self.save_checkpoint("user"):
+                return None
+            return self.checkpoint_error or "weights are not finite; checkpoint not written"
         if isinstance(command, EvaluateNow):
             if self.val_set is None:
                 return "no val split configured (data.val)"
@@ -986,9 +990,46 @@ class Trainer:
             return False
         state = self.checkpoint_state()
         directory = self._run_dir / rundir.CHECKPOINTS
-        path = ckpt.save_atomic(state, directory / (rundir.BEST if best else rundir.LAST))
+        try:
+            path = ckpt.save_atomic(state, directory / (rundir.BEST if best else rundir.LAST))
+        except ckpt.CheckpointError as error:
+            self._checkpoint_failed(str(error))
+            return False
+        self.checkpoint_error = ""
         self.publish(CheckpointSaved(iter=self.iteration, epoch=self.epoch + 1, path=str(path), reason=reason, best=best))
         return True
+
+    checkpoint_error = ""
+    """Why the latest checkpoint could not be written (disk full...); empty after a good save."""
+
+    def _checkpoint_failed(self, reason: str) -> None:
+        """A full disk pauses the run (the user frees space and resumes) or stops a headless
+        one without another write; the previous checkpoint stays as it was."""
+        self.checkpoint_error = reason
+        self.publish(RunError(summary=reason, traceback="", iter=self.iteration, fatal=self.is_headless))
+        if self.is_headless:
+            self.failure_reason = reason
+            self.send(Stop(save=False, reason=f"failure: {reason}"))
+        elif self._state is RunState.RUNNING:
+            self._set_state(RunState.PAUSED, reason)
+
+    def _warn_if_disk_nearly_full(self) -> None:
+        """A checklist row before the first save, when last.pt + best.pt + a temporary copy won't fit."""
+        from cockpit.engine.events import FlagRaised, Severity
+
+        if self._run_dir is None:
+            return
+        needed = 3 * (ckpt.tensor_bytes(self.model.state_dict()) * 2 + ckpt.SLACK_BYTES)
+        free = ckpt.free_bytes(self._run_dir)
+        if free >= needed:
+            return
+        self.publish(FlagRaised(
+            rule="disk_space", title="Output disk nearly full", status="FLAGGED", severity=Severity.WARNING,
+            evidence=f"{free / ckpt.MB:.0f} MB free under {self._run_dir}; checkpoints need ~{needed / ckpt.MB:.0f} MB",
+            likely_cause="the output disk is almost full",
+            fix="free space or set run.output_dir to a bigger disk; a save that does not fit pauses the run",
+            iter=self.iteration,
+        ))
 
     def _load_checkpoint(self, path: Path) -> None:
         state, self._resume_state = self._resume_state or ckpt.load(path), None

@@ -159,3 +159,131 @@ def test_garbage_resume_file_is_one_line_and_leaves_no_run_folder(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot read checkpoint" in lines[0] and "\x1b" not in lines[0], result.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+# -- a full disk -------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A 24 MB filesystem when this machine lets us mount a tmpfs (root), else a simulated one.
+
+    Simulated: the free-space query reports 24 MB minus what the folder holds, and writes
+    past that fail with ENOSPC, as a real full disk does.
+    """
+    import errno
+    import subprocess
+
+    from cockpit.engine import checkpoint as ckpt
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    size = 24 * 1024 * 1024
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                 capture_output=True).returncode == 0
+    except OSError:  # no mount command at all
+        mounted = False
+    if os.environ.get("COCKPIT_TEST_SIMULATE_DISK") and mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        mounted = False
+    if not mounted:
+        def used() -> int:
+            return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+        monkeypatch.setattr(ckpt, "free_bytes", lambda _: size - used())
+        real_save = ckpt.torch.save
+
+        def save(state, handle, *args, **kwargs):
+            if ckpt.tensor_bytes(state) > size - used():
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_save(state, handle, *args, **kwargs)
+
+        monkeypatch.setattr(ckpt.torch, "save", save)
+    yield folder
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_disk_full_pauses_the_cockpit_and_keeps_the_previous_checkpoint(small_disk, sample_config):
+    from cockpit.engine.commands import Resume
+    from cockpit.engine.events import FlagRaised, RunError, RunState, StateChanged
+
+    filler = small_disk / "filler.bin"
+
+    class SaveThenFill(Hook):
+        def after_step(self, trainer, outcome):
+            if outcome.iter == 2:
+                assert trainer.save_checkpoint("before the disk fills")
+                filler.write_bytes(b"\0" * (8 * 1024 * 1024))
+            if outcome.iter == 3:
+                trainer.save_checkpoint("after the disk filled")
+
+    config = sample_config("run.max_iters=5", "data.val=''", f"run.output_dir='{small_disk}'")
+    trainer = Trainer(config, diagnostics=False, hooks=[SaveThenFill()])
+    events = Recorder()
+    trainer.subscribe(events)
+    trainer.start()
+    paused = events.wait_for(lambda e: isinstance(e, StateChanged) and e.state == RunState.PAUSED)
+    last = trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST
+    assert "no space left on device writing checkpoints/last.pt (needs ~" in paused.reason
+    assert "MB free" in paused.reason
+    [error] = events.of(RunError)
+    assert error.summary == paused.reason and "\n" not in error.summary
+    assert [e.iter for e in events.of(CheckpointSaved)] == [2]
+    import torch
+
+    assert torch.load(last, weights_only=True)["iteration"] == 2, "the previous checkpoint is intact"
+    assert not list(last.parent.glob(".*.tmp")), "no temporary file left behind"
+    # Warned in the checklist before the first save.
+    assert any(e.rule == "disk_space" and e.status == "FLAGGED" for e in events.of(FlagRaised))
+    filler.unlink()
+    trainer.send(Resume())
+    finished = events.wait_for(lambda e: isinstance(e, RunFinished))
+    trainer.close()
+    assert finished.outcome == "finished"
+    assert torch.load(last, weights_only=True)["iteration"] == 5
+
+
+def test_disk_full_stops_a_headless_run_without_touching_the_previous_checkpoint(small_disk, sample_config):
+    import torch
+
+    class SaveThenFill(Hook):
+        def after_step(self, trainer, outcome):
+            if outcome.iter == 2:
+                assert trainer.save_checkpoint("before the disk fills")
+                (small_disk / "filler.bin").write_bytes(b"\0" * (8 * 1024 * 1024))
+
+    config = sample_config("run.max_iters=4", "data.val=''", f"run.output_dir='{small_disk}'")
+    trainer = Trainer(config, diagnostics=False, headless=True, hooks=[SaveThenFill()])
+    finished, events = run_to_end(trainer)
+    assert finished.outcome == "failed"
+    assert finished.reason.startswith("no space left on device writing checkpoints/last.pt")
+    last = trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST
+    assert torch.load(last, weights_only=True)["iteration"] == 2
+
+
+def test_enospc_while_writing_is_one_line_and_leaves_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from cockpit.engine import checkpoint as ckpt
+
+    path = tmp_path / "checkpoints" / "last.pt"
+    ckpt.save_atomic({"model": {"w": torch.ones(4)}}, path)
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    monkeypatch.setattr(ckpt, "free_bytes", lambda _: 10 * ckpt.MB)
+    monkeypatch.setattr(ckpt, "SLACK_BYTES", 0)
+    # The free-space check passes, the write fails: with the disk still reporting room, it
+    # is a write error; with the space gone, it is named as a full disk.
+    with pytest.raises(ckpt.CheckpointError, match="cannot write .*unexpected pos"):
+        ckpt.save_atomic({"model": {"w": torch.ones(4)}}, path)
+    answers = iter([10 * ckpt.MB, 0])  # room before the write, none after it failed
+    monkeypatch.setattr(ckpt, "free_bytes", lambda _: next(answers))
+    monkeypatch.setattr(ckpt.torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
+    with pytest.raises(ckpt.DiskFullError, match=r"no space left on device writing checkpoints/last.pt"):
+        ckpt.save_atomic({"model": {"w": torch.ones(4)}}, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
