@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
     check.add_argument("config", type=Path)
     check.add_argument("--json", action="store_true", help="print the pre-flight report as JSON")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too (for CI), not only on errors")
     _add_set(check)
 
     init = sub.add_parser("init", help="write a commented starter config (and a small synthetic dataset)")
@@ -162,9 +163,14 @@ def _cmd_check(args) -> int:
     config = _load(args)
     if config is None:
         return EXIT_USAGE
-    _, ok = _preflight(config, as_json=args.json)
+    report, ok = _preflight(config, as_json=args.json)
+    warnings = report.counts()["warning"] if report is not None else 0
+    if ok and args.strict and warnings:
+        if not args.json:
+            print(f"{args.config}: {warnings} warning(s), failing because of --strict")
+        return EXIT_FAILED
     if ok and not args.json:
-        print(f"{args.config}: OK")
+        print(f"{args.config}: OK" + (f" ({warnings} warning(s))" if warnings else ""))
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -1298,6 +1298,9 @@ def scan_split(
         aspect_ratios=aspect_ratios,
         samples=samples,
     )
+    from cockpit.diagnostics.data_policy import apply_policy
+
+    scan.verdicts = apply_policy(scan.verdicts, dataset=dataset, arrays=arrays, samples=samples)
     scan.verdicts.insert(0, _ok("dataset_load", f"{arrays.num_images} samples"))
     scan.seconds = time.perf_counter() - started
     return scan

@@ -306,6 +306,13 @@ class Trainer:
         self.train_set = build_dataset(config, "train", train=True)
         self.val_set = build_dataset(config, "val", train=False) if config.data.val else None
         self.train_loader, self.sampler = self._make_train_loader()
+        if self.sampler.size == 0:
+            # Otherwise it "trains" empty epochs, evaluates and checkpoints an untrained model.
+            left_out = len(self.train_set) - self.sampler.size
+            raise _RunFailed(
+                f"the training set ({config.data.train}) has no images"
+                + (f" that can be read ({left_out} unreadable)" if left_out else "") + "; nothing to train on"
+            )
         self.val_loader = self._make_val_loader() if self.val_set is not None else None
         self.model = build_model(config).to(self.device)
         self.model.train()
@@ -377,13 +384,14 @@ class Trainer:
     def _make_train_loader(self):
         from torch.utils.data import DataLoader
 
-        from cockpit.data.loader import SkippingDataset, collate_skipping, seed_worker
+        from cockpit.data.loader import SkippingDataset, collate_skipping, excluded_indices, seed_worker
         from cockpit.engine.sampler import EpochSampler
 
         config = self.config
         # Our own sampler (not shuffle=True) so a resumed run continues mid-epoch exactly.
         sampler = EpochSampler(
-            len(self.train_set), shuffle=True, seed=config.run.seed, rank=self.dist.rank, world_size=self.dist.world_size
+            len(self.train_set), shuffle=True, seed=config.run.seed, rank=self.dist.rank, world_size=self.dist.world_size,
+            exclude=excluded_indices(self._preflight, "train"),
         )
         loader = DataLoader(
             SkippingDataset(self.train_set),
