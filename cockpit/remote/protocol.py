@@ -72,6 +72,8 @@ def decode(line: bytes, *, allowed: frozenset[str], max_bytes: int) -> dict[str,
         data = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(f"not a JSON object: {str(error).splitlines()[0]}") from None
+    except RecursionError:  # e.g. 50,000 "[": json recurses once per level
+        raise ProtocolError("not a JSON object: nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("not a JSON object")
     msg_id = data.get("id") if isinstance(data.get("id"), str) else None
