@@ -303,7 +303,8 @@ def _run_detached(args, preflight) -> int:
     request = DetachRequest(
         config_path=str(args.config.resolve()),
         overrides=list(args.overrides),
-        resume=args.resume,
+        # Absolute: the background process must not depend on where the user stood.
+        resume=args.resume if args.resume in (None, "auto") else str(Path(args.resume).expanduser().resolve()),
         inject=list(args.inject),
         preflight=preflight,
     )
@@ -312,9 +313,11 @@ def _run_detached(args, preflight) -> int:
     except DetachError as error:
         _error(str(error))
         return EXIT_FAILED
-    print(f"run: {detached.run_dir}")
+    import shlex
+
+    print(f"run: {detached.run_dir} (training started)")
     print(f"pid {detached.pid}; log: {detached.run_dir / 'cockpit.log'}")
-    print(f"attach: cockpit attach {detached.run_dir}")
+    print(f"attach: cockpit attach {shlex.quote(str(detached.run_dir))}")
     return EXIT_OK
 
 
