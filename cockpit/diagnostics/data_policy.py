@@ -25,17 +25,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cockpit.diagnostics.catalog import RULES_BY_ID
 from cockpit.diagnostics.flags import CheckState, Flag, Verdict
 from cockpit.engine.events import Severity
 
 UNREADABLE_MAJORITY = 0.5
 """More than this share of a split unreadable is an error; up to it, a warning."""
 
-TITLES = {
-    "constant_images": "Images with constant pixels",
-    "orphan_annotations": "Annotations for missing image ids",
-    "empty_target_shape": "Empty targets shaped (0,)",
-}
+TITLES = {rule: RULES_BY_ID[rule].title for rule in ("constant_images", "orphan_annotations", "empty_target_shape")}
 
 
 def _flag(rule: str, severity: Severity, evidence: str, cause: str, fix: str, **data: Any) -> Verdict:
