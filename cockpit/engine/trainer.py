@@ -912,6 +912,9 @@ class Trainer:
         evaluation = evaluate(self.model, self.val_loader, self.val_set, self.device, self.config.eval.score_thresh)
         self.evaluations += 1
         self._last_eval_iter = self.iteration
+        for path, message in evaluation.skipped:
+            self.publish(RunWarning(f"evaluation skipped unreadable val image {path}: {message}", iter=self.iteration,
+                                    category="skipped_sample", details={"path": path, "error": message}))
         predictions = self._run_dir / rundir.PREDICTIONS / f"eval-iter{self.iteration:06d}.json"
         predictions.parent.mkdir(exist_ok=True)
         predictions.write_text(json.dumps(evaluation.results), encoding="utf-8")
