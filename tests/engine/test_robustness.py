@@ -288,3 +288,19 @@ def test_enospc_while_writing_is_one_line_and_leaves_the_old_file(tmp_path, monk
     with pytest.raises(ckpt.DiskFullError, match=r"no space left on device writing checkpoints/last.pt"):
         ckpt.save_atomic({"model": {"w": torch.ones(4)}}, path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
+
+
+def test_a_checkpoint_holding_an_arbitrary_object_is_refused_in_one_line(tmp_path):
+    import fractions
+
+    import torch
+
+    from cockpit.engine import checkpoint as ckpt
+
+    path = tmp_path / "odd.pth"
+    torch.save({"model": {"w": torch.ones(2)}, "epoch": 0, "args": fractions.Fraction(1, 3)}, path)
+    with pytest.raises(ckpt.CheckpointError) as caught:
+        ckpt.load(path)
+    message = str(caught.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "fractions.Fraction" in message and "does not unpickle" in message
