@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from cockpit.engine.events import FlagRaised, Severity
+
 
 class CheckpointError(Exception):
     """A checkpoint cannot be written or read; the message says which and why."""
@@ -63,6 +65,22 @@ def tensor_bytes(state: Any) -> int:
 def free_bytes(folder: Path) -> int:
     """Free bytes for this user on the filesystem holding ``folder``."""
     return shutil.disk_usage(folder).free
+
+
+def nearly_full_flag(folder: Path, model_bytes: int, iteration: int = 0) -> FlagRaised | None:
+    """A checklist row, before the first save, when ``last.pt`` + ``best.pt`` + a temporary
+    copy (model and SGD momentum each) will not fit in ``folder``'s free space."""
+    needed = 3 * (2 * model_bytes + SLACK_BYTES)
+    free = free_bytes(folder)
+    if free >= needed:
+        return None
+    return FlagRaised(
+        rule="disk_space", title="Output disk nearly full", status="FLAGGED", severity=Severity.WARNING,
+        evidence=f"{free / MB:.0f} MB free under {folder}; checkpoints need ~{needed / MB:.0f} MB",
+        likely_cause="the output disk is almost full",
+        fix="free space or set run.output_dir to a bigger disk; a save that does not fit pauses the run",
+        iter=iteration,
+    )
 
 
 def _disk_full(path: Path, needed: int, free: int) -> DiskFullError:

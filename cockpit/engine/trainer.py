@@ -1025,22 +1025,10 @@ class Trainer:
             self._set_state(RunState.PAUSED, reason)
 
     def _warn_if_disk_nearly_full(self) -> None:
-        """A checklist row before the first save, when last.pt + best.pt + a temporary copy won't fit."""
-        from cockpit.engine.events import FlagRaised, Severity
-
-        if self._run_dir is None:
-            return
-        needed = 3 * (ckpt.tensor_bytes(self.model.state_dict()) * 2 + ckpt.SLACK_BYTES)
-        free = ckpt.free_bytes(self._run_dir)
-        if free >= needed:
-            return
-        self.publish(FlagRaised(
-            rule="disk_space", title="Output disk nearly full", status="FLAGGED", severity=Severity.WARNING,
-            evidence=f"{free / ckpt.MB:.0f} MB free under {self._run_dir}; checkpoints need ~{needed / ckpt.MB:.0f} MB",
-            likely_cause="the output disk is almost full",
-            fix="free space or set run.output_dir to a bigger disk; a save that does not fit pauses the run",
-            iter=self.iteration,
-        ))
+        if self._run_dir is not None:
+            flag = ckpt.nearly_full_flag(self._run_dir, ckpt.tensor_bytes(self.model.state_dict()), self.iteration)
+            if flag is not None:
+                self.publish(flag)
 
     def _load_checkpoint(self, path: Path) -> None:
         state, self._resume_state = self._resume_state or ckpt.load(path), None
