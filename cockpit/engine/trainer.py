@@ -306,13 +306,7 @@ class Trainer:
         self.train_set = build_dataset(config, "train", train=True)
         self.val_set = build_dataset(config, "val", train=False) if config.data.val else None
         self.train_loader, self.sampler = self._make_train_loader()
-        if self.sampler.size == 0:
-            # Otherwise it "trains" empty epochs, evaluates and checkpoints an untrained model.
-            left_out = len(self.train_set) - self.sampler.size
-            raise _RunFailed(
-                f"the training set ({config.data.train}) has no images"
-                + (f" that can be read ({left_out} unreadable)" if left_out else "") + "; nothing to train on"
-            )
+        self._refuse_empty_training_set()
         self.val_loader = self._make_val_loader() if self.val_set is not None else None
         self.model = build_model(config).to(self.device)
         self.model.train()
@@ -354,6 +348,15 @@ class Trainer:
         self._warn_if_disk_nearly_full()
         if self.val_set is not None and len(self.val_set) > 0:
             self.publish_preview(0, predict=self._resume_checkpoint is not None)
+
+    def _refuse_empty_training_set(self) -> None:
+        # Otherwise it "trains" empty epochs, evaluates and checkpoints an untrained model.
+        if self.sampler.size == 0:
+            left_out = len(self.train_set) - self.sampler.size
+            raise _RunFailed(
+                f"the training set ({self.config.data.train}) has no images"
+                + (f" that can be read ({left_out} unreadable)" if left_out else "") + "; nothing to train on"
+            )
 
     def _publish_preflight(self) -> None:
         """The pre-flight verdicts as flag events, so the checklist shows them from the start."""
