@@ -27,7 +27,7 @@ import common
 
 from textual.app import App, ComposeResult
 
-from cockpit.ui.state import LossHistory
+from cockpit.ui.loss_history import LossHistory
 from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
 
 SIZES = (1_000, 100_000) if common.QUICK else (1_000, 100_000, 1_000_000)
