@@ -31,6 +31,28 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_baseline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="RUN_DIR",
+        help="draw this earlier run's loss curves faintly behind the live ones (B in the Losses pane picks another)",
+    )
+
+
+def _load_baseline(args):
+    """(baseline or None, ok): the --baseline run read once, or a one-line error."""
+    if args.baseline is None:
+        return None, True
+    from cockpit.ui.baseline import BaselineError, load_baseline
+
+    try:
+        return load_baseline(args.baseline), True
+    except BaselineError as error:
+        _error(str(error))
+        return None, False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit",
@@ -63,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND@ITER",
         help="testing aid: inject a fault (oom or nan) at an iteration, e.g. --inject oom@5",
     )
+    _add_baseline(run)
     _add_set(run)
 
     attach = sub.add_parser("attach", help="open the cockpit on a detached run (q detaches; the run goes on)")
@@ -75,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the newest running run under ./runs or among your detached runs",
     )
     attach.add_argument("--headless", action="store_true", help="print the run's log lines instead of opening the cockpit")
+    _add_baseline(attach)
 
     ls = sub.add_parser("ls", help="list runs: state (running/finished/failed/stale), iteration, best AP50, age")
     ls.add_argument("output_dir", nargs="?", type=Path, help="where the runs are (default ./runs, plus your detached runs)")
@@ -244,8 +268,17 @@ def _cmd_run(args) -> int:
             return EXIT_FAILED
         preflight = report.to_dict() if report is not None else None
     if args.detach:
+        if args.baseline is not None:
+            _error(f"--baseline is drawn by the cockpit: pass it to `cockpit attach RUN_DIR --baseline {args.baseline}`")
         return _run_detached(args, preflight)
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
+    baseline = None
+    if headless and args.baseline is not None and rank == "0":
+        _error("--baseline is drawn in the cockpit's Losses pane; a headless run ignores it")
+    elif not headless:
+        baseline, ok = _load_baseline(args)
+        if not ok:
+            return EXIT_USAGE
     from cockpit.engine.session import RunRequest, make_trainer
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
@@ -271,7 +304,9 @@ def _cmd_run(args) -> int:
         return new
 
     # No restart in a multi-process run (engine_factory gives None): every rank would have to restart.
-    app = create_app(trainer, config, args.config, engine_factory=build_recorded if build is not None else None)
+    app = create_app(
+        trainer, config, args.config, engine_factory=build_recorded if build is not None else None, baseline=baseline
+    )
     app.run()
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
@@ -339,6 +374,8 @@ def _cmd_attach(args) -> int:
         _error(str(error))
         return EXIT_USAGE
     if args.headless or not sys.stdout.isatty():
+        if args.baseline is not None:
+            _error("--baseline is drawn in the cockpit's Losses pane; --headless ignores it")
         from cockpit.engine.headless import HeadlessPrinter
 
         printer = HeadlessPrinter(sys.stdout)
@@ -355,9 +392,13 @@ def _cmd_attach(args) -> int:
     except ConfigError as error:
         _error(f"{config_path}: {str(error).splitlines()[0]}")
         return EXIT_USAGE
+    baseline, ok = _load_baseline(args)
+    if not ok:
+        link.close(timeout=5)
+        return EXIT_USAGE
     from cockpit.ui.attached import create_attached_app
 
-    app = create_attached_app(link, config, config_path)
+    app = create_attached_app(link, config, config_path, baseline=baseline)
     app.run()
     link.close(timeout=5)
     if not link.read_only_reason and not link.state.is_terminal:

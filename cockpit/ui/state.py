@@ -36,6 +36,7 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
+from cockpit.ui.baseline import Baseline
 from cockpit.ui.loss_history import SERIES, SHORT_NAMES, SMOOTHING, TERMS, TOTAL, WINDOWS, LossHistory
 
 __all__ = [
@@ -87,6 +88,8 @@ class CockpitState:
         self.its: float | None = None
         self._rate_ref: tuple[float, int] | None = None
         self.losses = LossHistory()
+        self.baseline: Baseline | None = None
+        """Another run's curves drawn faintly behind the live ones (set by the app)."""
         self.evals: list[tuple[int, float]] = []
         self.last_eval: EvalResult | None = None
         self.memory: dict[str, float] = {}
@@ -116,6 +119,11 @@ class CockpitState:
         if 1 <= label <= len(self.classes):
             return self.classes[label - 1]
         return f"class {label}"
+
+    def set_baseline(self, baseline: Baseline | None) -> set[str]:
+        """Compare the live curves with ``baseline`` (None: no baseline)."""
+        self.baseline = baseline
+        return {LOSSES}
 
     # -- folding -----------------------------------------------------------------------
     def apply(self, event: Event) -> set[str]:
