@@ -1,4 +1,4 @@
-"""The ``cockpit`` command: run, attach, ls, check, init, report, preview.
+"""The ``cockpit`` command: run, attach, ls, check, init, report, compare, export, preview.
 
 Only argparse is imported at module level: ``cockpit --help`` must answer at once, without
 torch. Each subcommand imports what it needs when it runs. Bad input ends with a one-line
@@ -116,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path)
     report.add_argument("-o", "--output", type=Path, help="output folder (default RUN_DIR/report)")
 
+    compare = sub.add_parser(
+        "compare", help="compare runs side by side: compare.html / compare.md (curves, table, config and data differences)"
+    )
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run directories (see cockpit ls)")
+    compare.add_argument("-o", "--output", type=Path, help="output folder (default ./compare-<timestamp>)")
+
+    export = sub.add_parser("export", help="export a run directory to another tool's format")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--tensorboard", type=Path, metavar="OUT_DIR", required=True,
+                        help="write TensorBoard event files (every scalar of metrics.jsonl, the config as text) into OUT_DIR")
+
     preview = sub.add_parser("preview", help="print one sample with its GT boxes and target dict")
     preview.add_argument("config", type=Path)
     preview.add_argument("--index", type=int, default=0)
@@ -144,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         "check": _cmd_check,
         "init": _cmd_init,
         "report": _cmd_report,
+        "compare": _cmd_compare,
+        "export": _cmd_export,
         "preview": _cmd_preview,
     }[args.command]
     try:
@@ -216,6 +229,38 @@ def _cmd_report(args) -> int:
     print(f"report: {paths.html}")
     print(f"markdown: {paths.markdown}")
     print(f"metrics: {paths.csv}")
+    return EXIT_OK
+
+
+def _cmd_compare(args) -> int:
+    from cockpit.report.compare import CompareError, build_comparison
+
+    try:
+        paths = build_comparison(args.run_dirs, args.output)
+    except CompareError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    print(f"compare: {paths.html}")
+    print(f"markdown: {paths.markdown}")
+    return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from cockpit.export.tensorboard import TensorBoardMissing, export_run
+
+    if not args.run_dir.is_dir():
+        _error(f"{args.run_dir}: no such run directory")
+        return EXIT_USAGE
+    try:
+        summary = export_run(args.run_dir, args.tensorboard)
+    except TensorBoardMissing as error:
+        _error(str(error))
+        return EXIT_USAGE
+    except OSError as error:
+        _error(f"{args.tensorboard}: {error.strerror or error}")
+        return EXIT_FAILED
+    print(f"tensorboard: {summary.scalars} scalars under {len(summary.tags)} tags in {args.tensorboard}")
+    print(f"view: tensorboard --logdir {args.tensorboard}")
     return EXIT_OK
 
 
