@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("ls", help="list runs: state (running/finished/failed/stale), iteration, best AP50, age")
     ls.add_argument("output_dir", nargs="?", type=Path, help="where the runs are (default ./runs, plus your detached runs)")
+    ls.add_argument("-q", "--quiet", action="store_true",
+                    help="print only the run directories, one per line (e.g. cockpit compare $(cockpit ls -q | head -2))")
 
     check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
     check.add_argument("config", type=Path)
@@ -399,6 +401,10 @@ def _cmd_ls(args) -> int:
         _error(f"{args.output_dir}: no such directory")
         return EXIT_USAGE
     runs = find_runs(args.output_dir) if args.output_dir is not None else default_runs()
+    if args.quiet:
+        for run in runs:
+            print(run.run_dir)
+        return EXIT_OK
     if not runs:
         where = args.output_dir if args.output_dir is not None else "./runs"
         print(f"no runs under {where}")

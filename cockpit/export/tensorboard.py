@@ -40,14 +40,13 @@ class TensorBoardWriter:
 
     def __init__(self, logdir: str | os.PathLike[str], flush_secs: float = 10.0) -> None:
         require_tensorboard()
-        from tensorboard.compat.proto import event_pb2
-        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+        from tensorboard.compat.proto import event_pb2, summary_pb2
         from tensorboard.plugins.text.summary_v2 import text_pb
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         Path(logdir).mkdir(parents=True, exist_ok=True)
         self._event = event_pb2.Event
-        self._scalar_pb = scalar_pb
+        self._summary = summary_pb2.Summary
         self._text_pb = text_pb
         self._writer = EventFileWriter(str(logdir), flush_secs=flush_secs)
         self.tags: set[str] = set()
@@ -56,11 +55,9 @@ class TensorBoardWriter:
     def scalars(self, step: int, values: dict[str, float], wall_time: float | None = None) -> None:
         if not values:
             return
-        from tensorboard.compat.proto import summary_pb2
-
-        summary = summary_pb2.Summary()
-        for tag, value in values.items():
-            summary.value.extend(self._scalar_pb(tag, value).value)
+        # simple_value scalars, as torch's SummaryWriter writes them: every TensorBoard
+        # version and its EventAccumulator read them as scalars.
+        summary = self._summary(value=[self._summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])
         self._writer.add_event(self._event(step=int(step), wall_time=wall_time or time.time(), summary=summary))
         self.tags.update(values)
         self.scalars_written += len(values)
