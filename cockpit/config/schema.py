@@ -59,7 +59,7 @@ class RunSection(_Section):
     """Iterations between two metric records (and headless lines)."""
     tensorboard: bool = False
     """Also write TensorBoard event files into the run folder, beside metrics.jsonl (needs the
-    optional extra: ``pip install 'cockpit[tensorboard]'``); ``tensorboard --logdir`` on the
+    optional extra: ``pip install '.[tensorboard]'``); ``tensorboard --logdir`` on the
     output folder then shows every run."""
 
     @field_validator("device")

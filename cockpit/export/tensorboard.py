@@ -17,14 +17,14 @@ from typing import Any
 
 from cockpit.export.tags import eval_scalars, number, train_scalars
 
-EXTRA = "pip install 'cockpit[tensorboard]'"
+EXTRA = "install the tensorboard extra: pip install '.[tensorboard]' in cockpit's checkout (or pip install tensorboard)"
 
 
 class TensorBoardMissing(Exception):
     """The ``tensorboard`` package is not installed; ``str()`` names the extra to install."""
 
     def __init__(self, what: str = "TensorBoard export") -> None:
-        super().__init__(f"{what} needs the tensorboard package: {EXTRA}")
+        super().__init__(f"{what} needs the tensorboard package; {EXTRA}")
 
 
 def require_tensorboard(what: str = "TensorBoard export") -> None:

@@ -114,7 +114,7 @@ def test_without_tensorboard_the_option_names_the_extra(monkeypatch, sample_conf
     with pytest.raises(TensorBoardMissing) as caught:
         require_tensorboard("run.tensorboard = true")
     message = str(caught.value)
-    assert "\n" not in message and "pip install 'cockpit[tensorboard]'" in message
+    assert "\n" not in message and "pip install '.[tensorboard]'" in message
     from cockpit.engine.session import RunRequest, make_trainer
 
     config = sample_config("run.tensorboard=true")
