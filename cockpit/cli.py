@@ -40,9 +40,16 @@ def _add_baseline(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_baseline(args):
-    """(baseline or None, ok): the --baseline run read once, or a one-line error."""
+def _load_baseline(args, *, headless: bool = False, quiet: bool = False):
+    """(baseline or None, ok): the --baseline run read once, or a one-line error.
+
+    Without a cockpit to draw it (headless, detached) it is ignored with a note.
+    """
     if args.baseline is None:
+        return None, True
+    if headless:
+        if not quiet:
+            _error("--baseline is drawn in the cockpit's Losses pane; without the cockpit it is ignored")
         return None, True
     from cockpit.ui.baseline import BaselineError, load_baseline
 
@@ -51,6 +58,19 @@ def _load_baseline(args):
     except BaselineError as error:
         _error(str(error))
         return None, False
+
+
+def _add_compare_and_export(sub) -> None:
+    compare = sub.add_parser(
+        "compare", help="compare runs side by side: compare.html / compare.md (curves, table, config and data differences)"
+    )
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run directories (see cockpit ls)")
+    compare.add_argument("-o", "--output", type=Path, help="output folder (default ./compare-<timestamp>)")
+
+    export = sub.add_parser("export", help="export a run directory to another tool's format")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--tensorboard", type=Path, metavar="OUT_DIR", required=True,
+                        help="write TensorBoard event files (every scalar of metrics.jsonl, the config as text) into OUT_DIR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,16 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path)
     report.add_argument("-o", "--output", type=Path, help="output folder (default RUN_DIR/report)")
 
-    compare = sub.add_parser(
-        "compare", help="compare runs side by side: compare.html / compare.md (curves, table, config and data differences)"
-    )
-    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run directories (see cockpit ls)")
-    compare.add_argument("-o", "--output", type=Path, help="output folder (default ./compare-<timestamp>)")
-
-    export = sub.add_parser("export", help="export a run directory to another tool's format")
-    export.add_argument("run_dir", type=Path)
-    export.add_argument("--tensorboard", type=Path, metavar="OUT_DIR", required=True,
-                        help="write TensorBoard event files (every scalar of metrics.jsonl, the config as text) into OUT_DIR")
+    _add_compare_and_export(sub)
 
     preview = sub.add_parser("preview", help="print one sample with its GT boxes and target dict")
     preview.add_argument("config", type=Path)
@@ -315,17 +326,11 @@ def _cmd_run(args) -> int:
             return EXIT_FAILED
         preflight = report.to_dict() if report is not None else None
     if args.detach:
-        if args.baseline is not None:
-            _error(f"--baseline is drawn by the cockpit: pass it to `cockpit attach RUN_DIR --baseline {args.baseline}`")
         return _run_detached(args, preflight)
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
-    baseline = None
-    if headless and args.baseline is not None and rank == "0":
-        _error("--baseline is drawn in the cockpit's Losses pane; a headless run ignores it")
-    elif not headless:
-        baseline, ok = _load_baseline(args)
-        if not ok:
-            return EXIT_USAGE
+    baseline, ok = _load_baseline(args, headless=headless, quiet=rank != "0")
+    if not ok:
+        return EXIT_USAGE
     from cockpit.engine.session import RunRequest, make_trainer
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
@@ -376,6 +381,9 @@ def _record_process(trainer) -> None:
 def _run_detached(args, preflight) -> int:
     from cockpit.remote.daemon import DetachError, DetachRequest, spawn
 
+    if args.baseline is not None:
+        _error(f"--baseline is drawn by the cockpit: pass it to `cockpit attach RUN_DIR --baseline {args.baseline}`")
+
     request = DetachRequest(
         config_path=str(args.config.resolve()),
         overrides=list(args.overrides),
@@ -418,15 +426,17 @@ def _cmd_attach(args) -> int:
     from cockpit.remote.client import AttachError, RemoteLink
     from cockpit.remote.runs import RunLookupError, resolve_attach_target
 
+    headless = args.headless or not sys.stdout.isatty()
+    baseline, ok = _load_baseline(args, headless=headless)
+    if not ok:
+        return EXIT_USAGE
     try:
         run_dir = resolve_attach_target(args.target)
         link = RemoteLink(run_dir)
     except (RunLookupError, AttachError) as error:
         _error(str(error))
         return EXIT_USAGE
-    if args.headless or not sys.stdout.isatty():
-        if args.baseline is not None:
-            _error("--baseline is drawn in the cockpit's Losses pane; --headless ignores it")
+    if headless:
         from cockpit.engine.headless import HeadlessPrinter
 
         printer = HeadlessPrinter(sys.stdout)
@@ -442,10 +452,6 @@ def _cmd_attach(args) -> int:
         config = load_config(config_path)
     except ConfigError as error:
         _error(f"{config_path}: {str(error).splitlines()[0]}")
-        return EXIT_USAGE
-    baseline, ok = _load_baseline(args)
-    if not ok:
-        link.close(timeout=5)
         return EXIT_USAGE
     from cockpit.ui.attached import create_attached_app
 
