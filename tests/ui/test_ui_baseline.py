@@ -174,3 +174,20 @@ def test_baseline_ghost_curves(snap_compare, make_app, size):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=populated)
+
+
+async def test_the_attached_cockpit_draws_a_baseline_too(ui_config, preview_png):
+    from fake_engine import FakeEngine, script
+
+    from cockpit.ui.attached import create_attached_app
+
+    class AttachedFake(FakeEngine):
+        read_only = False
+        read_only_reason = ""
+
+    link = AttachedFake(script(image_path=str(preview_png)), run_dir="runs/shapes-1")
+    app = create_attached_app(link, ui_config, baseline=make_baseline(), redraw_interval=0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert "╌ vs shapes-base: total" in app.loss_plot.legend().plain
+        assert any(getattr(s.style, "dim", False) for s in app.loss_plot.draw(100, 20).spans)
