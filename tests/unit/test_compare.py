@@ -57,8 +57,9 @@ def test_compare_writes_html_and_markdown_with_curves_table_and_config_differenc
     html = paths.html.read_text()
     sections = _html_sections(html)
     assert set(sections) == {"runs", "table", "curves", "config", "data", "interventions"}
-    # Self-contained: every image inline, nothing fetched.
+    # Self-contained: every image inline, nothing fetched; run text (a flag's evidence) escaped.
     assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<script>" not in html and "&lt;script&gt;alert" in sections["interventions"]
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', sections["curves"])
     assert len(images) >= 3  # losses, evaluation, other
     for data in images:
