@@ -208,7 +208,8 @@ class LossPlot(Vertical, can_focus=True):
     def baseline_legend(self) -> Content:
         """``╌ vs NAME: total 0.412 (baseline 0.455 at it 1,200)`` for the first visible series."""
         baseline = self.baseline
-        assert baseline is not None
+        if baseline is None:
+            return Content("")
         shown = [name for name in (TOTAL, *SERIES) if name not in self.hidden]
         name = shown[0] if shown else TOTAL
         label = SHORT_NAMES[name]
@@ -222,7 +223,6 @@ class LossPlot(Vertical, can_focus=True):
         else:
             detail = f"{label} {_number(value)} (baseline {at[1]:.3f} at it {at[0]:,})"
         return Content.assemble(("╌ vs ", BASELINE_STYLE), (baseline.name, f"{BASELINE_STYLE} italic"), f": {detail}")
-
 
     def draw(self, width: int, height: int) -> Text:
         """The chart for a ``width`` x ``height`` canvas: y labels, braille curves (the
