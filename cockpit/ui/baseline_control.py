@@ -17,15 +17,17 @@ from cockpit.ui.modals.baseline_picker import CLEAR, BaselinePickerScreen, RunCh
 from cockpit.ui.widgets.loss_plot import LossPlot
 
 
-def run_choices(output_dir: Path | None, exclude: str | None) -> list[RunChoice]:
-    """The runs ``cockpit ls`` would list for this output directory, minus ``exclude``."""
+def run_choices(output_dirs: list[Path], exclude: str | None) -> list[RunChoice]:
+    """The runs ``cockpit ls`` would list for these output directories, minus ``exclude``."""
     from cockpit.remote.runs import default_runs
 
-    skip = Path(exclude).resolve() if exclude else None
+    seen = {Path(exclude).resolve()} if exclude else set()
+    found = [run for folder in output_dirs for run in default_runs(folder)]
     choices = []
-    for run in default_runs(output_dir):
-        if skip is not None and run.run_dir.resolve() == skip:
+    for run in sorted(found, key=lambda run: run.started or run.updated, reverse=True):
+        if run.run_dir.resolve() in seen:
             continue
+        seen.add(run.run_dir.resolve())
         total = f"/{run.total_iters}" if run.total_iters else ""
         best = f"AP50 {run.best_ap50:.3f}" if run.best_ap50 is not None else "no eval"
         label = f"{run.run_dir.name}  {run.state}  it {run.iteration}{total}  {best}"
@@ -47,9 +49,13 @@ class BaselineMixin:
 
     @work(thread=True, exclusive=True, group="baseline", exit_on_error=False, name="list runs")
     def _list_baselines(self) -> None:
-        output_dir = self.config.resolve_path(self.config.run.output_dir)
         run_dir = self.link.run_dir
-        choices = run_choices(output_dir, str(run_dir) if run_dir is not None else None)
+        # The live run's own folder is the truth (an attached run's config.toml resolves
+        # relative paths against the run folder); the config's output_dir covers the rest.
+        folders = [self.config.resolve_path(self.config.run.output_dir)]
+        if run_dir is not None:
+            folders.insert(0, Path(run_dir).resolve().parent)
+        choices = run_choices(folders, str(run_dir) if run_dir is not None else None)
         current = self.model.baseline.run_dir if self.model.baseline is not None else None
         self.call_from_thread(self.push_screen, BaselinePickerScreen(choices, current), self._baseline_chosen)
 
