@@ -18,7 +18,7 @@ from pathlib import Path
 from cockpit.report import analysis as an
 from cockpit.report import compare_analysis as ca
 from cockpit.report.build import _write_atomic
-from cockpit.report.compare_plots import GROUP_TITLES, group_figure
+from cockpit.report.compare_plots import GROUP_TITLES, colour_name, group_figure
 from cockpit.report.document import Document, Figure, Section, Subheading, Table, Text
 from cockpit.report.html import render_html
 from cockpit.report.markdown import figure_filename, render_markdown
@@ -47,10 +47,10 @@ def _runs_section(runs: list[RunDir], labels: list[str]) -> Section:
         status = an.run_status(run)
         iteration, _ = an.last_iteration(run)
         rows.append([
-            f"{index + 1}. {label}", str(run.path), status.value + (f" ({status.reason})" if status.reason else ""),
+            label, colour_name(index), str(run.path), status.value + (f" ({status.reason})" if status.reason else ""),
             "n/a" if iteration is None else f"{iteration:,}", an.fmt_time(an.start_time(run)),
         ])
-    section.add(Table(["run (plot colour order)", "folder", "status", "iteration", "started"], rows))
+    section.add(Table(["run", "plot colour", "folder", "status", "iteration", "started"], rows))
     for run, label in zip(runs, labels):
         if run.missing or run.problems:
             section.add(Subheading(f"{label}: missing or damaged"))

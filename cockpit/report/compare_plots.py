@@ -17,6 +17,8 @@ from cockpit.report.plots import _new_figure, _style, decimate, ema, smoothing_s
 
 RUN_COLOURS = ("#1f5fa8", "#d35400", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b", "#2c3e50", "#e84393")
 """One colour per run, in the order the runs were given (cycled past ten)."""
+COLOUR_NAMES = ("blue", "orange", "green", "purple", "red", "teal", "grey", "olive", "navy", "pink")
+"""What the runs table calls each of :data:`RUN_COLOURS`."""
 
 GROUP_TITLES = {
     "losses": "Loss terms and total",
@@ -28,6 +30,10 @@ GROUP_TITLES = {
 
 def colour_of(index: int) -> str:
     return RUN_COLOURS[index % len(RUN_COLOURS)]
+
+
+def colour_name(index: int) -> str:
+    return COLOUR_NAMES[index % len(COLOUR_NAMES)]
 
 
 STEPPED = frozenset({"lr"})
