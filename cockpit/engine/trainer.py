@@ -70,7 +70,9 @@ from cockpit.engine.events import (
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import Hook, StepOutcome
 from cockpit.engine.schedule import LRSchedule
+from cockpit.engine.runstart import claim_run_dir
 from cockpit.engine.step import train_step
+from cockpit.runfiles import write_atomic
 
 MAX_OOM_RETRIES = 3
 MAX_AUTO_REWINDS = 3
@@ -161,17 +163,12 @@ class Trainer:
         resume_dir, self._resume_checkpoint = resolve_resume(config, resume)
         self._run_dir: Path | None = None
         self._writer: rundir.RunDirWriter | None = None
+        self._folder = None
+        self._resume_state: dict | None = None
         if self.is_main:
-            if resume_dir is not None:
-                self._run_dir = resume_dir
-            else:
-                self._run_dir = rundir.create(config.resolve_path(config.run.output_dir), config.run.name)
-            (self._run_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
-            (self._run_dir / rundir.CONFIG).write_text(dump_config(config), encoding="utf-8")
-            if preflight is not None:
-                import json
-
-                (self._run_dir / rundir.PREFLIGHT).write_text(json.dumps(preflight, indent=1), encoding="utf-8")
+            # Locked and validated before anything in the folder is written (engine/runstart.py).
+            self._folder, self._resume_state = claim_run_dir(config, resume_dir, self._resume_checkpoint, preflight)
+            self._run_dir = self._folder.path
             self._writer = rundir.RunDirWriter(self._run_dir)
             self._bus.subscribe(self._writer)
 
@@ -240,6 +237,8 @@ class Trainer:
         self._bus.close()
         if self._writer is not None:
             self._writer.close()
+        if self._folder is not None:
+            self._folder.release()
         # Left open until now, not closed when the thread ends: if rank 0 failed, its cockpit
         # stays up to show why, and the other ranks wait for it instead of failing at once
         # (torchrun would then stop every rank, rank 0's cockpit included).
@@ -848,7 +847,7 @@ class Trainer:
                 self.train_set.transform, hflip=new_config.augment.hflip, photometric=new_config.augment.photometric
             )
         if self._run_dir is not None:
-            (self._run_dir / rundir.CONFIG).write_text(dump_config(new_config), encoding="utf-8")
+            write_atomic(self._run_dir / rundir.CONFIG, dump_config(new_config))
         return None
 
     # -- LR -------------------------------------------------------------------------------
@@ -971,7 +970,8 @@ class Trainer:
         return True
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = ckpt.load(path, map_location=self.device)
+        # Rank 0 already loaded (and checked) it before claiming the run folder.
+        state, self._resume_state = self._resume_state or ckpt.load(path, map_location=self.device), None
         try:
             self.model.load_state_dict(state["model"])
         except (RuntimeError, KeyError) as error:

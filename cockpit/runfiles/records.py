@@ -1,0 +1,57 @@
+"""The columns of ``metrics.jsonl``, built from event dicts (``Event.to_dict()`` / ``events.jsonl`` lines).
+
+One function per record kind, used by the engine's writer and by every reader that has
+to rebuild records from ``events.jsonl`` (a run whose ``metrics.jsonl`` was lost), so the
+two can never disagree on a column name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MEMORY_PREFIX = "mem_"
+"""Memory probe values become ``mem_<key>`` columns; ``rss_mb`` and ``utilization`` keep
+their names (they are not GPU allocator figures)."""
+
+_UNPREFIXED = frozenset({"rss_mb", "utilization"})
+
+
+def memory_column(key: str) -> str:
+    """The ``metrics.jsonl`` column of a step's ``memory`` key."""
+    return key if key in _UNPREFIXED else MEMORY_PREFIX + key
+
+
+def train_record(step: dict[str, Any]) -> dict[str, Any]:
+    """A ``metrics.jsonl`` training line from a ``step`` event: flat, one column per loss term."""
+    record: dict[str, Any] = {"kind": "train"}
+    for key in ("iter", "epoch", "lr", "loss"):
+        record[key] = step.get(key)
+    losses = step.get("losses")
+    if isinstance(losses, dict):
+        record.update(losses)
+    record.update(
+        time=step.get("iter_time"),
+        data_time=step.get("data_time"),
+        grad_norm=step.get("grad_norm"),
+        batch_size=step.get("batch_size"),
+    )
+    memory = step.get("memory")
+    if isinstance(memory, dict):
+        record.update({memory_column(k): v for k, v in memory.items()})
+    record["timestamp"] = step.get("time")
+    return record
+
+
+def eval_record(event: dict[str, Any]) -> dict[str, Any]:
+    """A ``metrics.jsonl`` evaluation line from an ``eval`` event."""
+    metrics = event.get("metrics")
+    per_class = event.get("per_class")
+    return {
+        "kind": "eval",
+        "iter": event.get("iter"),
+        "epoch": event.get("epoch"),
+        "eval": {**(metrics if isinstance(metrics, dict) else {}),
+                 "per_class": dict(per_class) if isinstance(per_class, dict) else {}},
+        "detections_per_image": event.get("detections_per_image"),
+        "timestamp": event.get("time"),
+    }
