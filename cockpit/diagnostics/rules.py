@@ -18,9 +18,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from cockpit.diagnostics.catalog import RULES_BY_ID
-from cockpit.diagnostics.flags import CheckState, Flag, Verdict
+from cockpit.diagnostics.flags import CheckState, Verdict
 from cockpit.diagnostics.history import SCORE_BIN_EDGES, EvalFacts, MetricHistory
+from cockpit.diagnostics.verdicts import flagged as _flag
+from cockpit.diagnostics.verdicts import not_checked as _wait
+from cockpit.diagnostics.verdicts import ok as _ok
 from cockpit.engine.events import Severity
 
 LN2 = math.log(2.0)
@@ -99,22 +101,6 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
-
-
-def _title(rule: str) -> str:
-    return RULES_BY_ID[rule].title
-
-
-def _flag(rule: str, severity: Severity, evidence: str, cause: str, fix: str, **data: Any) -> Verdict:
-    return Verdict.flagged(Flag(rule, _title(rule), severity, evidence, cause, fix, dict(data)))
-
-
-def _ok(rule: str, evidence: str = "") -> Verdict:
-    return Verdict.ok(rule, _title(rule), evidence)
-
-
-def _wait(rule: str, evidence: str = "") -> Verdict:
-    return Verdict.not_checked(rule, _title(rule), evidence)
 
 
 def _fmt(x: float) -> str:

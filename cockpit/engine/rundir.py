@@ -14,7 +14,7 @@ from cockpit.engine.events import EvalResult, Event, StepMetrics
 from cockpit.runfiles import records
 from cockpit.runfiles.codec import dumps
 from cockpit.runfiles.jsonl import JsonlAppender
-from cockpit.runfiles.layout import (  # noqa: F401 - the names the engine writes under
+from cockpit.runfiles.layout import (  # re-exported: the names the engine writes under
     BEST,
     CHECKPOINTS,
     CONFIG,
@@ -28,7 +28,10 @@ from cockpit.runfiles.layout import (  # noqa: F401 - the names the engine write
     newest,
 )
 
-__all__ = ["RunDirWriter", "dumps", "eval_record", "train_record"]
+__all__ = [
+    "BEST", "CHECKPOINTS", "CONFIG", "EVENTS", "LAST", "METRICS", "PREDICTIONS", "PREFLIGHT", "PREVIEWS",
+    "RunDirWriter", "create", "dumps", "eval_record", "newest", "train_record",
+]
 
 
 def train_record(event: StepMetrics) -> dict[str, Any]:

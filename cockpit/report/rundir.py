@@ -182,13 +182,8 @@ def _load_previews(run: RunDir) -> None:
     run.previews.sort(key=order)
 
 
-def read_run_dir(path: str | Path) -> RunDir:
-    """Read a run directory; never raises for damaged or missing files (see the module doc)."""
-    run = RunDir(path=Path(path).expanduser().resolve())
-    if not run.path.is_dir():
-        run.missing.append(f"{run.path} is not a folder: nothing to report.")
-        return run
-
+def _load_records(run: RunDir) -> None:
+    """events.jsonl and metrics.jsonl: the training and evaluation records, whatever survived."""
     events = read_jsonl(run.path / layout.EVENTS, EVENT_SCHEMA)
     run.skipped += events.describe(layout.EVENTS)
     run.events = events.records
@@ -222,6 +217,15 @@ def read_run_dir(path: str | Path) -> RunDir:
         if not run.evals:
             run.missing.append("No evaluation yet: no AP, evaluation table or per-class AP.")
 
+
+def read_run_dir(path: str | Path) -> RunDir:
+    """Read a run directory; never raises for damaged or missing files (see the module doc)."""
+    run = RunDir(path=Path(path).expanduser().resolve())
+    if not run.path.is_dir():
+        run.missing.append(f"{run.path} is not a folder: nothing to report.")
+        return run
+
+    _load_records(run)
     _load_config(run)
 
     preflight, error = read_json(run.path / layout.PREFLIGHT)
