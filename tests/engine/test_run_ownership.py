@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,12 +86,23 @@ def _train_until(run_dir_parent: Path, iteration: int | None, *extra: str) -> su
     try:
         for line in process.stdout:
             if iteration is not None and line.startswith(f"it {iteration}/"):
+                # The printer and the writer are separate listeners: kill once the record is on disk.
+                _wait_for_record(run_dir_parent, iteration)
                 process.send_signal(signal.SIGKILL)
                 break
         process.communicate(timeout=600)
     finally:
         process.kill()
     return process
+
+
+def _wait_for_record(run_dir_parent: Path, iteration: int) -> None:
+    for _ in range(600):  # bounded: at most ~60 s, far more than one flushed line needs
+        for metrics in run_dir_parent.glob(f"*/{layout.METRICS}"):
+            if f'"iter":{iteration},' in metrics.read_text():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"iteration {iteration} never reached metrics.jsonl")
 
 
 def test_sigkill_loop_leaves_one_monotonic_history_and_no_temp_files(tmp_path):
@@ -107,6 +119,7 @@ def test_sigkill_loop_leaves_one_monotonic_history_and_no_temp_files(tmp_path):
     records = [json.loads(line) for line in (run_dir / layout.METRICS).read_text().splitlines()]
     assert [r["iter"] for r in records if r["kind"] == "train"] == list(range(1, 21))
     abandoned = [json.loads(line)["iter"] for line in (run_dir / layout.ABANDONED).read_text().splitlines()]
-    # Each killed process logged 11, 12 (perhaps 13 before the kill landed) past the checkpoint at 10.
-    assert abandoned[:2] == [11, 12] and abandoned.count(11) == 2 and set(abandoned) <= {11, 12, 13}
+    # Each killed process logged 11 and 12 (perhaps 13 before the kill landed) past the checkpoint at 10.
+    assert abandoned[:2] == [11, 12] and abandoned.count(11) == abandoned.count(12) == 2
+    assert set(abandoned) <= {11, 12, 13}
     assert not list(run_dir.rglob("*.tmp"))
