@@ -111,21 +111,8 @@ class RunDir:
 
 def _records_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``metrics.jsonl``-shaped training records from the ``step`` events, built by the
-    writer's own function (so the columns, ``mem_`` prefix included, are the same).
-
-    A resumed run appends to ``events.jsonl``: the steps a killed process logged after
-    its last checkpoint come again after the ``run_started`` that resumed it, so those
-    are dropped to keep one monotonic history, as the writer does for ``metrics.jsonl``.
-    """
-    train: list[dict[str, Any]] = []
-    for event in events:
-        kind = event.get("kind")
-        if kind == "step":
-            train.append(records.train_record(event))
-        elif kind == "run_started" and isinstance(event.get("start_iter"), int) and train:
-            start = event["start_iter"]
-            train = [r for r in train if not (isinstance(r.get("iter"), int) and r["iter"] > start)]
-    return train
+    writer's own function (so the columns, ``mem_`` prefix included, are the same)."""
+    return [records.train_record(event) for event in events if event.get("kind") == "step"]
 
 
 def _load_config(run: RunDir) -> None:
@@ -145,7 +132,7 @@ def _load_config(run: RunDir) -> None:
 
     if text is not None:
         try:
-            run.config = load_config_text(text, base_dir=run.path, source="config.toml")
+            run.config = load_config_text(text, base_dir=run.path, source=layout.CONFIG)
             return
         except ConfigError as error:
             run.config_error = str(error)
@@ -216,6 +203,14 @@ def _load_records(run: RunDir) -> None:
         run.evals = [records.eval_record(e) for e in run.events_of("eval")]
         if not run.evals:
             run.missing.append("No evaluation yet: no AP, evaluation table or per-class AP.")
+    # A resume appends: what a killed process logged past its checkpoint is not the run's history.
+    run.train, dropped = records.monotonic(run.train)
+    run.evals, dropped_evals = records.monotonic(run.evals, keep_equal=True)
+    if dropped + dropped_evals:
+        run.problems.append(
+            f"{dropped + dropped_evals} record(s) logged after a checkpoint that a resume went back to "
+            "are left out (the resumed run logged those iterations again)"
+        )
 
 
 def read_run_dir(path: str | Path) -> RunDir:

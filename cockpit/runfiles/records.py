@@ -55,3 +55,31 @@ def eval_record(event: dict[str, Any]) -> dict[str, Any]:
         "detections_per_image": event.get("detections_per_image"),
         "timestamp": event.get("time"),
     }
+
+
+def monotonic(rows: list[dict[str, Any]], *, keep_equal: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """One history from records appended across resumes, and how many were dropped.
+
+    A record whose ``iter`` is not past the previous one's marks a resume: the records
+    from that iteration on that came before it were replaced, so they are dropped.
+    Runs resumed by this version already had them moved to ``metrics.abandoned.jsonl``;
+    this keeps older folders (and ``events.jsonl``, which keeps the whole log) readable.
+    ``keep_equal``: two records at the same iteration both stay (evaluations: a
+    scheduled one and one asked for by the user).
+    """
+    kept: list[dict[str, Any]] = []
+    dropped = 0
+    for row in rows:
+        it = row.get("iter")
+        if isinstance(it, int) and not isinstance(it, bool):
+            while kept and _past(kept[-1].get("iter"), it, keep_equal):
+                kept.pop()
+                dropped += 1
+        kept.append(row)
+    return kept, dropped
+
+
+def _past(previous: Any, it: int, keep_equal: bool) -> bool:
+    if not isinstance(previous, int) or isinstance(previous, bool):
+        return False
+    return previous > it if keep_equal else previous >= it

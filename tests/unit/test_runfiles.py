@@ -147,3 +147,14 @@ def test_commit_on_resume_cleans_debris_and_cuts_the_history(tmp_path: Path) -> 
     assert (run / layout.EVENTS).read_text().endswith("}\n")
     assert (run / layout.LOCK).read_text().strip() == str(os.getpid())
     folder.release()
+
+
+def test_monotonic_keeps_the_resumed_history() -> None:
+    from cockpit.runfiles.records import monotonic
+
+    rows = [{"iter": i} for i in (1, 2, 3, 4, 3, 4, 5)] + [{"kind": "no iter"}, {"iter": 6}]
+    kept, dropped = monotonic(rows)
+    assert [r.get("iter") for r in kept] == [1, 2, 3, 4, 5, None, 6] and dropped == 2
+    evals = [{"iter": 10}, {"iter": 10}, {"iter": 20}, {"iter": 15}]
+    kept, dropped = monotonic(evals, keep_equal=True)
+    assert [r["iter"] for r in kept] == [10, 10, 15] and dropped == 1
