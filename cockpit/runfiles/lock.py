@@ -19,6 +19,23 @@ from pathlib import Path
 
 from cockpit.runfiles.layout import LOCK
 
+_HELD: set[int] = set()
+"""Descriptors of the locks this process holds."""
+
+
+def _close_in_child() -> None:
+    # A forked child (a DataLoader worker) shares the lock's open file; were it to keep
+    # its copy, a killed run's folder would stay locked until its workers noticed.
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
 
 class RunBusyError(Exception):
     """The run directory is owned by another live process; ``str()`` is a one-line reason."""
@@ -87,6 +104,7 @@ class RunLock:
             os.close(fd)
             raise RunBusyError(self.run_dir, owner_pid(self.run_dir)) from None
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def record_owner(self) -> None:
@@ -102,6 +120,7 @@ class RunLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        _HELD.discard(fd)
         if abandon and self._created:
             self.path.unlink(missing_ok=True)
         elif not abandon:
@@ -111,11 +130,14 @@ class RunLock:
 
     def __del__(self) -> None:
         # A trainer dropped without close(): closing the descriptor is what frees a flock.
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            _HELD.discard(fd)
+            os.close(fd)
+        except Exception:  # noqa: BLE001 - at interpreter exit anything may already be gone
+            pass
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

@@ -158,3 +158,25 @@ def test_monotonic_keeps_the_resumed_history() -> None:
     evals = [{"iter": 10}, {"iter": 10}, {"iter": 20}, {"iter": 15}]
     kept, dropped = monotonic(evals, keep_equal=True)
     assert [r["iter"] for r in kept] == [10, 10, 15] and dropped == 1
+
+
+def test_a_forked_child_does_not_keep_a_dead_owners_lock(tmp_path: Path) -> None:
+    """DataLoader workers are forked: the lock must die with the owner, not with its workers."""
+    import time
+
+    lock = RunLock(tmp_path).acquire()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the "worker": outlives its owner for a while
+        os.write(write_end, b"up")  # the fork hooks have run by now
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(read_end, 2) == b"up"
+        lock.__del__()  # the owner's descriptor closes without an unlock, as when it is killed
+        RunLock(tmp_path).acquire().release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(read_end)
+        os.close(write_end)
