@@ -37,11 +37,17 @@ class AttachError(Exception):
 
 def read_events(path: Path, limit: int | None = None) -> list[Event]:
     """The events in ``events.jsonl`` (the first ``limit`` lines); torn, too deep or unknown lines are skipped."""
+    return read_events_counted(path, limit)[0]
+
+
+def read_events_counted(path: Path, limit: int | None = None) -> tuple[list[Event], int]:
+    """:func:`read_events` and how many non-blank lines were skipped."""
     events: list[Event] = []
+    skipped = 0
     try:
         handle = open(path, "rb")
     except OSError:
-        return events
+        return events, 0
     with handle:
         for number, raw in enumerate(handle):
             if limit is not None and number >= limit:
@@ -49,7 +55,9 @@ def read_events(path: Path, limit: int | None = None) -> list[Event]:
             event = _event_from_line(raw)
             if event is not None:
                 events.append(event)
-    return events
+            elif raw.strip():
+                skipped += 1
+    return events, skipped
 
 
 def _event_from_line(raw: bytes) -> Event | None:
@@ -195,8 +203,11 @@ class RemoteLink:
             deadline = time.monotonic() + REPLAY_WAIT
             while count_lines(path) < limit and time.monotonic() < deadline:
                 time.sleep(0.05)
-        for event in read_events(path, limit):
+        events, skipped = read_events_counted(path, limit)
+        for event in events:
             self._emit(event)
+        if skipped:
+            self._emit(RunWarning(f"skipped {skipped} unreadable line(s) of {layout.EVENTS} in the replay", category="remote"))
 
     def _follow(self) -> None:
         if self._hello is None:
