@@ -69,8 +69,8 @@ from cockpit.engine.events import (
 )
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import Hook, StepOutcome
-from cockpit.engine.schedule import LRSchedule
 from cockpit.engine.runstart import claim_run_dir
+from cockpit.engine.schedule import LRSchedule
 from cockpit.engine.step import train_step
 from cockpit.runfiles import write_atomic
 
