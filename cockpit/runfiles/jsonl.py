@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, BinaryIO, Iterator, Mapping, TextIO
 
 from cockpit.runfiles import codec
+from cockpit.runfiles.layout import TEMP_SUFFIX
 
 _NUMBER = (int, float, str)
 """A float field: a number, or one of the NaN/Inf strings (checked in :func:`_type_ok`)."""
@@ -141,27 +143,35 @@ def read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"unreadable ({error.__class__.__name__}: {error})"
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write a whole file so a reader (or a crash) sees the old content or the new, never half.
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces ``path`` in one step when the block ends.
 
     The data goes to ``.<name>.*.tmp`` beside the target, is synced, and replaces it with
-    ``os.replace``; a temp file a killed writer leaves is removed on the run's next start.
+    ``os.replace``, so a reader (or a crash) sees the old file or the new one, never half;
+    on an error the temp file is removed and the target is untouched. A temp file a
+    killed writer leaves is removed on the run's next start (:mod:`.folder`).
     """
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         # mkstemp makes the file 0600; run files are as readable as any file the user writes.
         os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write a whole file atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
 
 
 def _file_mode(path: Path) -> int:
