@@ -890,7 +890,7 @@ class Trainer:
         self._last_eval_iter = self.iteration
         predictions = self._run_dir / rundir.PREDICTIONS / f"eval-iter{self.iteration:06d}.json"
         predictions.parent.mkdir(exist_ok=True)
-        predictions.write_text(json.dumps(evaluation.results), encoding="utf-8")
+        write_atomic(predictions, json.dumps(evaluation.results))
         result = EvalResult(
             iter=self.iteration,
             epoch=self.epoch + 1,
