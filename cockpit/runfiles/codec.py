@@ -63,12 +63,21 @@ def depth(text: str) -> int:
 
 
 def loads(line: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse one JSON text; raises ``ValueError`` for bad JSON or nesting past ``max_depth``."""
-    if isinstance(line, (bytes, bytearray)):
-        line = bytes(line).decode("utf-8", errors="replace")
+    """Parse one JSON text; raises ``ValueError`` for bad JSON or nesting past ``max_depth``.
+
+    Bytes that are not UTF-8 are read with replacement characters: a torn multi-byte
+    character must not cost the whole record.
+    """
     # Counting brackets is cheap; the exact depth is only worked out for lines that could
-    # be too deep, so ordinary records cost one str.count each.
-    if line.count("[") + line.count("{") > max_depth and depth(line) > max_depth:
+    # be too deep, so ordinary records cost two count() calls.
+    if isinstance(line, (bytes, bytearray)):
+        if line.count(b"[") + line.count(b"{") > max_depth:
+            return loads(bytes(line).decode("utf-8", errors="replace"), max_depth)
+        try:
+            return json.loads(line)
+        except UnicodeDecodeError:
+            line = bytes(line).decode("utf-8", errors="replace")
+    elif line.count("[") + line.count("{") > max_depth and depth(line) > max_depth:
         raise ValueError(f"nested deeper than {max_depth} levels")
     try:
         return json.loads(line)
