@@ -38,8 +38,25 @@ def train_record(step: dict[str, Any]) -> dict[str, Any]:
     memory = step.get("memory")
     if isinstance(memory, dict):
         record.update({memory_column(k): v for k, v in memory.items()})
+    # Fields a newer engine adds to the step (a dict of signals, a number) become columns
+    # too, so a new signal reaches metrics.jsonl, the report and the export unnamed here.
+    for key, value in step.items():
+        if key in _NAMED:
+            continue
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                record.setdefault(str(inner), item)
+        else:
+            record.setdefault(key, value)
     record["timestamp"] = step.get("time")
     return record
+
+
+_NAMED = frozenset({
+    "kind", "iter", "epoch", "lr", "loss", "losses", "iter_time", "data_time", "grad_norm", "batch_size",
+    "memory", "time",
+})
+"""Step fields :func:`train_record` places itself."""
 
 
 def eval_record(event: dict[str, Any]) -> dict[str, Any]:
