@@ -248,6 +248,8 @@ def _cmd_report(args) -> int:
     print(f"report: {paths.html}")
     print(f"markdown: {paths.markdown}")
     print(f"metrics: {paths.csv}")
+    for line in paths.skipped:
+        print(f"note: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -412,7 +414,7 @@ def _run_detached(args, preflight) -> int:
 
 
 def _cmd_ls(args) -> int:
-    from cockpit.remote.runs import default_runs, find_runs, format_table
+    from cockpit.remote.runs import default_runs, find_runs, format_table, skipped_note
 
     if args.output_dir is not None and not args.output_dir.is_dir():
         _error(f"{args.output_dir}: no such directory")
@@ -427,6 +429,9 @@ def _cmd_ls(args) -> int:
         print(f"no runs under {where}")
         return EXIT_OK
     print(format_table(runs))
+    note = skipped_note(runs)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -456,7 +461,9 @@ def _cmd_attach(args) -> int:
         finally:
             link.close(timeout=5)
         return EXIT_OK
-    config_path = run_dir / "config.toml"
+    from cockpit.runfiles.layout import CONFIG
+
+    config_path = run_dir / CONFIG
     try:
         config = load_config(config_path)
     except ConfigError as error:

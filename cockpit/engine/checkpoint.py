@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import collections
 import errno
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cockpit.engine.events import FlagRaised, Severity
+from cockpit.runfiles.jsonl import atomic_writer
 
 
 class CheckpointError(Exception):
@@ -101,22 +100,15 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
     # Checked first: torch reports a full disk as "[enforce fail at inline_container.cc] unexpected pos".
     if free < needed:
         raise _disk_full(path, needed, free)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        # The codec's one atomic writer: temp file, fsync, os.replace; the temp goes on error.
+        with atomic_writer(path) as handle:
             torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(error, (OSError, RuntimeError)):
-            free = free_bytes(path.parent)
-            if getattr(error, "errno", None) == errno.ENOSPC or free < needed:
-                raise _disk_full(path, needed, free) from None
-            raise CheckpointError(f"cannot write {path}: {_one_line(error)}") from None
-        raise
+    except (OSError, RuntimeError) as error:
+        free = free_bytes(path.parent)
+        if getattr(error, "errno", None) == errno.ENOSPC or free < needed:
+            raise _disk_full(path, needed, free) from None
+        raise CheckpointError(f"cannot write {path}: {_one_line(error)}") from None
     return path
 
 

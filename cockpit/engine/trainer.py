@@ -69,8 +69,10 @@ from cockpit.engine.events import (
 )
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import Hook, StepOutcome
+from cockpit.engine.runstart import claim_run_dir
 from cockpit.engine.schedule import LRSchedule
 from cockpit.engine.step import train_step
+from cockpit.runfiles import write_atomic
 
 MAX_OOM_RETRIES = 3
 MAX_AUTO_REWINDS = 3
@@ -159,21 +161,14 @@ class Trainer:
 
         # Every rank loads the checkpoint; only rank 0 keeps a run directory.
         resume_dir, self._resume_checkpoint = resolve_resume(config, resume)
-        # Read before any run folder is made or touched: a garbage file is one line, no debris.
-        self._resume_state = ckpt.load(self._resume_checkpoint) if self._resume_checkpoint is not None else None
         self._run_dir: Path | None = None
         self._writer: rundir.RunDirWriter | None = None
+        self._folder = None
+        self._resume_state: dict | None = None
         if self.is_main:
-            if resume_dir is not None:
-                self._run_dir = resume_dir
-            else:
-                self._run_dir = rundir.create(config.resolve_path(config.run.output_dir), config.run.name)
-            (self._run_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
-            (self._run_dir / rundir.CONFIG).write_text(dump_config(config), encoding="utf-8")
-            if preflight is not None:
-                import json
-
-                (self._run_dir / rundir.PREFLIGHT).write_text(json.dumps(preflight, indent=1), encoding="utf-8")
+            # Locked and validated before anything in the folder is written (engine/runstart.py).
+            self._folder, self._resume_state = claim_run_dir(config, resume_dir, self._resume_checkpoint, preflight)
+            self._run_dir = self._folder.path
             self._writer = rundir.RunDirWriter(self._run_dir)
             self._bus.subscribe(self._writer)
 
@@ -242,6 +237,8 @@ class Trainer:
         self._bus.close()
         if self._writer is not None:
             self._writer.close()
+        if self._folder is not None:
+            self._folder.release()
         # Left open until now, not closed when the thread ends: if rank 0 failed, its cockpit
         # stays up to show why, and the other ranks wait for it instead of failing at once
         # (torchrun would then stop every rank, rank 0's cockpit included).
@@ -878,7 +875,7 @@ class Trainer:
                 self.train_set.transform, hflip=new_config.augment.hflip, photometric=new_config.augment.photometric
             )
         if self._run_dir is not None:
-            (self._run_dir / rundir.CONFIG).write_text(dump_config(new_config), encoding="utf-8")
+            write_atomic(self._run_dir / rundir.CONFIG, dump_config(new_config))
         return None
 
     # -- LR -------------------------------------------------------------------------------
@@ -924,7 +921,7 @@ class Trainer:
                                     category="skipped_sample", details={"path": path, "error": message}))
         predictions = self._run_dir / rundir.PREDICTIONS / f"eval-iter{self.iteration:06d}.json"
         predictions.parent.mkdir(exist_ok=True)
-        predictions.write_text(json.dumps(evaluation.results), encoding="utf-8")
+        write_atomic(predictions, json.dumps(evaluation.results))
         result = EvalResult(
             iter=self.iteration,
             epoch=self.epoch + 1,
@@ -1038,7 +1035,8 @@ class Trainer:
                 self.publish(flag)
 
     def _load_checkpoint(self, path: Path) -> None:
-        state, self._resume_state = self._resume_state or ckpt.load(path), None
+        # Rank 0 already loaded (and checked) it before claiming the run folder.
+        state, self._resume_state = self._resume_state or ckpt.load(path, map_location=self.device), None
         if ckpt.is_references(state):
             iters_per_epoch = -(-self.sampler.per_rank // self.config.data.batch_size)
             state, notes = ckpt.from_references(state, iters_per_epoch, self.schedule.state_dict())

@@ -26,6 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cockpit.runfiles import layout
+
 READY_TIMEOUT = 600.0
 """Importing torch and building the model on a busy machine can take a while."""
 
@@ -212,7 +214,7 @@ def main(argv: list[str]) -> int:
         ready.write(json.dumps({"ok": False, "error": _one_line(error)}) + "\n")
         ready.close()
         return 1
-    log = open(Path(trainer.run_dir) / "cockpit.log", "a", encoding="utf-8")
+    log = open(Path(trainer.run_dir) / layout.LOG, "a", encoding="utf-8")
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(log.fileno(), 1)

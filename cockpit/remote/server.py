@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from cockpit.engine import rundir
+from cockpit.runfiles import layout
 from cockpit.engine.commands import Command
 from cockpit.engine.events import Event, RunFinished, RunState, StateChanged, StepMetrics
 from cockpit.engine.link import EngineLink
@@ -204,7 +204,7 @@ class ControlServer:
         self._command_lock = threading.Lock()
         self._clients: list[_Client] = []
         self._numbers = 0
-        self._seq = count_lines(self.run_dir / rundir.EVENTS)
+        self._seq = count_lines(self.run_dir / layout.EVENTS)
         self._state = link.state
         self._listener: socket.socket | None = None
         self._accepter: threading.Thread | None = None

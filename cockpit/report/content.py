@@ -15,6 +15,7 @@ from cockpit.report import plots
 from cockpit.report.document import Code, Document, Figure, KeyValues, Section, Subheading, Table, Text
 from cockpit.report.previews import preview_images
 from cockpit.report.rundir import COCO_KEYS, RunDir, finite
+from cockpit.runfiles import layout
 
 FLAG_LIMIT = 100
 """Flags listed one by one at most (a rule that flaps is summarised by the rest)."""
@@ -335,7 +336,7 @@ def _environment(run: RunDir) -> Section:
     section.add(Subheading("Resume this run"), Code(an.resume_command(run)))
     if "last" not in run.checkpoints:
         section.add(Text("There is no checkpoints/last.pt yet, so resuming will fail until one is written.", "missing"))
-    files = [name for name in ("config.toml", "metrics.jsonl", "events.jsonl", "preflight.json", "cockpit.log") if (run.path / name).is_file()]
+    files = [name for name in (layout.CONFIG, layout.METRICS, layout.EVENTS, layout.ABANDONED, layout.PREFLIGHT, layout.LOG) if (run.path / name).is_file()]
     section.add(Text("Files in the run directory: " + (", ".join(files) or "none of the expected ones") + ".", "note"))
     return section
 

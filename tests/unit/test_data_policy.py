@@ -16,7 +16,7 @@ from cockpit.data.base import DetectionDataset, SampleInfo
 from cockpit.data.images import UnsupportedImageError, open_rgb, to_rgb
 from cockpit.data.loader import build_dataset
 from cockpit.diagnostics import preflight as pf
-from cockpit.diagnostics.data_policy import check_constant_images
+from cockpit.diagnostics.preflight.policy import check_constant_images
 from cockpit.diagnostics.flags import CheckState
 from cockpit.engine.events import Severity
 from support import SAMPLE
@@ -27,8 +27,7 @@ TINY = pf.ARCH_ANCHORS["tiny"]
 def scan(dataset, **kw):
     kw.setdefault("check_files", False)
     return pf.scan_split(
-        dataset, split="train", num_classes=2, classes=["a"], model_min_size=TINY.min_size,
-        model_max_size=TINY.max_size, anchor_sizes=TINY.sizes, aspect_ratios=TINY.aspect_ratios, **kw,
+        dataset, split="train", num_classes=2, classes=["a"], anchors=TINY, **kw,
     )
 
 

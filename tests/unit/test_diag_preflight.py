@@ -59,8 +59,7 @@ class MemDataset(DetectionDataset):
 def scan(dataset, split="train", num_classes=3, classes=("a", "b"), **kw):
     kw.setdefault("check_files", False)
     return pf.scan_split(
-        dataset, split=split, num_classes=num_classes, classes=list(classes), model_min_size=TINY.min_size,
-        model_max_size=TINY.max_size, anchor_sizes=TINY.sizes, aspect_ratios=TINY.aspect_ratios, **kw,
+        dataset, split=split, num_classes=num_classes, classes=list(classes), anchors=TINY, **kw,
     )
 
 

@@ -25,18 +25,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cockpit.diagnostics.catalog import RULES_BY_ID
 from cockpit.diagnostics.flags import CheckState, Flag, Verdict
+from cockpit.diagnostics.preflight.arrays import FILE_MISSING, FILE_UNREADABLE
+from cockpit.diagnostics.preflight.checks_images import check_image_range
+from cockpit.diagnostics.verdicts import flagged, not_checked, ok
 from cockpit.engine.events import Severity
 
 UNREADABLE_MAJORITY = 0.5
 """More than this share of a split unreadable is an error; up to it, a warning."""
-
-TITLES = {rule: RULES_BY_ID[rule].title for rule in ("constant_images", "orphan_annotations", "empty_target_shape")}
-
-
-def _flag(rule: str, severity: Severity, evidence: str, cause: str, fix: str, **data: Any) -> Verdict:
-    return Verdict.flagged(Flag(rule, TITLES[rule], severity, evidence, cause, fix, data))
 
 
 def _names(items: Sequence[str], limit: int = 3) -> str:
@@ -46,7 +42,6 @@ def _names(items: Sequence[str], limit: int = 3) -> str:
 
 def unreadable_rows(arrays: Any, samples: Sequence[Any] = ()) -> list[int]:
     """Image rows whose file is missing or unreadable (header read) or failed to decode."""
-    from cockpit.diagnostics.preflight import FILE_MISSING, FILE_UNREADABLE
 
     rows: set[int] = set()
     if arrays.file_status is not None:
@@ -90,13 +85,13 @@ def check_constant_images(samples: Sequence[Any]) -> Verdict:
     rule = "constant_images"
     decoded = [s for s in samples if not s.error and s.kind in ("tensor", "ndarray") and np.isfinite(s.min)]
     if not decoded:
-        return Verdict.not_checked(rule, TITLES[rule], "no sample decoded")
+        return not_checked(rule, "no sample decoded")
     constant = [s for s in decoded if s.min == s.max]
     if not constant:
-        return Verdict.ok(rule, TITLES[rule], f"{len(decoded)} decoded samples vary")
+        return ok(rule, f"{len(decoded)} decoded samples vary")
     evidence = (f"{len(constant)} of {len(decoded)} decoded samples have every pixel = {constant[0].max:g}: "
                 + _names([s.name for s in constant]))
-    return _flag(
+    return flagged(
         rule,
         Severity.ERROR if len(constant) == len(decoded) else Severity.WARNING,
         evidence,
@@ -116,9 +111,9 @@ def check_orphan_annotations(dataset: Any) -> Verdict | None:
     anns = [a for a in data.get("annotations") or [] if isinstance(a, dict)]
     orphans = [a for a in anns if a.get("image_id") not in ids]
     if not orphans:
-        return Verdict.ok(rule, TITLES[rule], f"all {len(anns)} annotations name a listed image")
+        return ok(rule, f"all {len(anns)} annotations name a listed image")
     missing = sorted({str(a.get("image_id")) for a in orphans})
-    return _flag(
+    return flagged(
         rule,
         Severity.WARNING,
         f"{len(orphans)} of {len(anns)} annotations name image ids not in 'images' ({_names(missing)}); "
@@ -135,7 +130,7 @@ def check_repaired_empty_targets(dataset: Any) -> Verdict | None:
     repaired = sorted(getattr(dataset, "repaired_empty_targets", ()) or ())
     if not repaired:
         return None
-    return _flag(
+    return flagged(
         rule,
         Severity.WARNING,
         f"{len(repaired)} target(s) have boxes shaped (0,): #" + _names([str(i) for i in repaired]).replace(", ", ", #"),
@@ -153,7 +148,6 @@ def _only_empty_shape(verdict: Verdict) -> bool:
 
 def apply_policy(verdicts: list[Verdict], *, dataset: Any, arrays: Any, samples: Sequence[Any]) -> list[Verdict]:
     """A split's verdicts under this module's policy, with its extra checks appended."""
-    from cockpit.diagnostics.preflight import check_image_range
 
     bad_indices = {int(arrays.indices[r]) for r in unreadable_rows(arrays, samples)}
     out = []
