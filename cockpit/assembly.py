@@ -1,4 +1,4 @@
-"""Assembling a run: the engine plus the diagnostics that watch it.
+"""Assembling a run: the engine plus the diagnostics that watch it and the optional listeners.
 
 Dependencies point one way (engine <- diagnostics <- ui/report/remote): the engine never
 imports the diagnostics, so the code that builds a trainer for the CLI, the detached
@@ -22,7 +22,13 @@ def watched_hooks(request: RunRequest) -> list[Hook]:
 
 
 def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
-    return Trainer(
+    """The trainer for ``request``, with the diagnostics and the optional listeners its config asks for.
+
+    Raises ``TensorBoardMissing`` (before any run folder is made) when ``run.tensorboard``
+    is on without the tensorboard package.
+    """
+    _check_listeners(request.config)
+    trainer = Trainer(
         request.config,
         resume=request.resume,
         headless=headless,
@@ -31,6 +37,23 @@ def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
         preflight=request.preflight,
         dist=request.dist,
     )
+    return attach_listeners(trainer)
+
+
+def _check_listeners(config: Config) -> None:
+    if config.run.tensorboard:
+        from cockpit.export.tensorboard import require_tensorboard
+
+        require_tensorboard("run.tensorboard = true")
+
+
+def attach_listeners(trainer: Trainer) -> Trainer:
+    """Subscribe the config's optional listeners (TensorBoard) to ``trainer``'s events."""
+    if trainer.config.run.tensorboard and trainer.run_dir is not None:
+        from cockpit.export.tb_listener import TensorBoardListener
+
+        trainer.subscribe(TensorBoardListener(trainer.run_dir))
+    return trainer
 
 
 def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer] | None:
@@ -42,6 +65,8 @@ def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Traine
         return None
 
     def build(config: Config, resume_from: str | None) -> Trainer:
-        return Trainer(config, resume=resume_from, headless=False, hooks=[DiagnosticsHook()], preflight=request.preflight)
+        _check_listeners(config)
+        trainer = Trainer(config, resume=resume_from, headless=False, hooks=[DiagnosticsHook()], preflight=request.preflight)
+        return attach_listeners(trainer)
 
     return build

@@ -79,6 +79,10 @@ class RunSection(_Section):
     """When > 0, stop after this many iterations in total (across resumes)."""
     log_every: int = Field(10, ge=1)
     """Iterations between two metric records (and headless lines)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files into the run folder, beside metrics.jsonl (needs the
+    optional extra: ``pip install '.[tensorboard]'``); ``tensorboard --logdir`` on the
+    output folder then shows every run."""
 
     @field_validator("device")
     @classmethod
@@ -187,6 +191,9 @@ class EvalSection(_Section):
     """Evaluate every N epochs (and at the end); 0 = only at the end and on demand."""
     score_thresh: float = Field(0.5, ge=0.0, le=1.0)
     """Score above which a detection counts (previews, detection counts, diagnostics)."""
+    batch_size: int = Field(1, ge=1)
+    """Val images per forward pass. 1 (torchvision references' setting) gives AP independent of
+    batching; larger is faster but torchvision pads a batch to one canvas, which moves AP a little."""
 
 
 class AugmentSection(_Section):

@@ -17,7 +17,7 @@ from cockpit.config import Config, dump_config
 from cockpit.config.loader import config_to_dict
 from cockpit.engine import checkpoint as ckpt
 from cockpit.engine import rundir
-from cockpit.engine.events import CheckpointSaved, RunWarning
+from cockpit.engine.events import CheckpointSaved, FaultCause, RunWarning
 from cockpit.engine.live_config import recorded_lr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,12 +53,16 @@ def resolve_resume(config: Config, resume: str | None) -> tuple[Path | None, Pat
 class Checkpointer:
     """Saves and loads the trainer's state (``last.pt`` / ``best.pt``)."""
 
-    def __init__(self, trainer: "Trainer", run_dir: Path | None, resume_dir: Path | None):
+    def __init__(self, trainer: "Trainer", run_dir: Path | None, resume_dir: Path | None, preloaded: dict | None = None):
         self._trainer = trainer
         self._run_dir = run_dir
         # Every rank reads the resumed run's record (rank 0 alone writes it), so all
         # ranks continue with the same LR.
         self._resume_dir = resume_dir
+        self._preloaded = preloaded
+        """Rank 0's checkpoint state, already loaded and checked before it claimed the run folder."""
+        self.error = ""
+        """Why the latest checkpoint could not be written (disk full...); empty after a good save."""
 
     def state(self) -> dict[str, Any]:
         t = self._trainer
@@ -89,19 +93,42 @@ class Checkpointer:
             t.publish(RunWarning("weights are not finite: checkpoint NOT written", iter=t.iteration, category="checkpoint_refused"))
             return False
         directory = self._run_dir / rundir.CHECKPOINTS
-        path = ckpt.save_atomic(self.state(), directory / (rundir.BEST if best else rundir.LAST))
+        try:
+            path = ckpt.save_atomic(self.state(), directory / (rundir.BEST if best else rundir.LAST))
+        except ckpt.CheckpointError as error:
+            # A full disk pauses the run (the user frees space and resumes) or stops a
+            # headless one without another write; the previous checkpoint stays as it was.
+            self.error = str(error)
+            t.recovery.fault(self.error, None, FaultCause.CHECKPOINT, save=False)
+            return False
+        self.error = ""
         t.publish(CheckpointSaved(iter=t.iteration, epoch=t.epoch_number, path=str(path), reason=reason, best=best))
         return True
 
+    def warn_if_disk_nearly_full(self) -> None:
+        t = self._trainer
+        if self._run_dir is not None:
+            flag = ckpt.nearly_full_flag(self._run_dir, ckpt.tensor_bytes(t.model.state_dict()), t.iteration)
+            if flag is not None:
+                t.publish(flag)
+
     def load(self, path: Path) -> None:
         t = self._trainer
-        state = ckpt.load(path, map_location=t.device)
+        state, self._preloaded = self._preloaded or ckpt.load(path, map_location=t.device), None
+        if ckpt.is_references(state):
+            iters_per_epoch = -(-t.sampler.per_rank // t.config.data.batch_size)
+            state, notes = ckpt.from_references(state, iters_per_epoch, t.live.schedule.state_dict())
+            for note in notes:
+                t.publish(RunWarning(note, iter=0, category="foreign_checkpoint"))
         try:
             t.model.load_state_dict(state["model"])
         except (RuntimeError, KeyError) as error:
             raise ckpt.CheckpointError(f"{path} does not fit this model (arch or classes changed?): {error}") from None
         if "optimizer" in state:
-            t.optimizer.load_state_dict(state["optimizer"])
+            try:
+                t.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as error:  # other parameter groups (e.g. --norm-weight-decay)
+                t.publish(RunWarning(f"optimizer state not loaded ({error}); momentum starts afresh", iter=0, category="foreign_checkpoint"))
         if state.get("scaler"):
             t.parts.scaler.load_state_dict(state["scaler"])
         t.epoch = int(state.get("epoch", 0))

@@ -161,7 +161,9 @@ class Control:
                 t.warn(note, category="lr_capped")
             return None
         if isinstance(command, SaveCheckpoint):
-            return None if t.checkpoints.save("user") else "weights are not finite; checkpoint not written"
+            if t.checkpoints.save("user"):
+                return None
+            return t.checkpoints.error or "weights are not finite; checkpoint not written"
         if isinstance(command, EvaluateNow):
             if t.val_set is None:
                 return "no val split configured (data.val)"

@@ -67,6 +67,8 @@ class FaultCause(str, enum.Enum):
     """The training step raised."""
     HOOK = "hook"
     """A hook raised."""
+    CHECKPOINT = "checkpoint"
+    """A checkpoint could not be written (disk full...); the previous one stays as it was."""
     EXCEPTION = "exception"
     """Anything else (setup, data, a side job)."""
 
@@ -115,6 +117,9 @@ class RunStarted(Event):
     total_iters: int = 0
     iters_per_epoch: int = 0
     resumed_from: str | None = None
+    dataset: dict[str, Any] = field(default_factory=dict)
+    """The data this run trains and evaluates on (``cockpit.data.fingerprint``): hashes and
+    image counts per split, so ``cockpit compare`` can tell whether runs saw the same data."""
     total_epochs: int = 0
     """Epochs the run will reach (fewer than ``run.epochs`` when ``run.max_iters`` ends it first)."""
     lr: float | None = None

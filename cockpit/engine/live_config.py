@@ -17,8 +17,6 @@ before it reaches the optimizer; an out-of-bounds request is refused with the re
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -29,6 +27,7 @@ from cockpit.engine import rundir
 from cockpit.config.loader import config_to_dict
 from cockpit.engine.events import ConfigChanged, Event, LRChanged, LRSource
 from cockpit.engine.schedule import LRSchedule
+from cockpit.runfiles.jsonl import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -36,19 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class LRRefused(ValueError):
     """A requested LR is out of bounds; ``str()`` is the one-line reason."""
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file + ``os.replace``: a reader sees the old text or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def recorded_lr(run_dir: Path | None) -> float | None:

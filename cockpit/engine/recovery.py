@@ -245,19 +245,24 @@ class Recovery:
             pass
 
     # -- faults ----------------------------------------------------------------------------------
-    def fault(self, summary: str, error: BaseException | None, cause: "FaultCause" = FaultCause.EXCEPTION) -> None:
-        """Report a fault; pause (interactive) or stop with the last good state (headless)."""
+    def fault(
+        self, summary: str, error: BaseException | None, cause: FaultCause = FaultCause.EXCEPTION, *, save: bool = True
+    ) -> None:
+        """Report a fault; pause (interactive) or stop with the last good state (headless).
+
+        ``save`` False: the headless stop writes no checkpoint (the fault *was* writing one).
+        """
         t = self._trainer
         text = "".join(traceback.format_exception(error)) if error is not None else ""
         t.publish(RunError(summary=summary, traceback=text, iter=t.iteration, fatal=t.is_headless, cause=cause))
         if t.is_headless:
-            self.request_failure(summary)
-        else:
+            self.request_failure(summary, save=save)
+        elif t.state is RunState.RUNNING:
             t.set_state(RunState.PAUSED, summary)
 
-    def request_failure(self, reason: str) -> None:
+    def request_failure(self, reason: str, save: bool = True) -> None:
         self._trainer.failure_reason = reason
-        self._trainer.send(Stop(save=True, reason=reason, failure=True))
+        self._trainer.send(Stop(save=save, reason=reason, failure=True))
 
     def listener_failed(self, listener: Any, error: BaseException) -> None:
         t = self._trainer

@@ -20,6 +20,10 @@ from cockpit.engine.distributed import DistContext
 from cockpit.engine.environment import describe, resolve_device
 
 
+class SetupRefused(Exception):
+    """The run cannot start for a reason the user can fix; ``str()`` is the one-line reason."""
+
+
 @dataclass
 class RunParts:
     """Everything built for a run; ``train_model`` is the DDP wrapper when there are peers."""
@@ -59,7 +63,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_parts(config: Config, dist: DistContext) -> RunParts:
+def build_parts(config: Config, dist: DistContext, preflight: dict | None = None) -> RunParts:
+    """Build everything; ``preflight`` names the train images the pre-flight left out."""
     from cockpit.data.loader import build_dataset
     from cockpit.engine.model import build_model
 
@@ -70,7 +75,8 @@ def build_parts(config: Config, dist: DistContext) -> RunParts:
     peers = distributed.connect(dist, device)
     train_set = build_dataset(config, "train", train=True)
     val_set = build_dataset(config, "val", train=False) if config.data.val else None
-    train_loader, sampler = make_train_loader(config, train_set, dist, device)
+    train_loader, sampler = make_train_loader(config, train_set, dist, device, preflight)
+    refuse_empty_training_set(config, train_set, sampler)
     val_loader = make_val_loader(config, val_set, device) if val_set is not None else None
     model = build_model(config).to(device)
     model.train()
@@ -95,14 +101,27 @@ def build_parts(config: Config, dist: DistContext) -> RunParts:
     )
 
 
-def make_train_loader(config: Config, train_set: Any, dist: DistContext, device: torch.device):
+def refuse_empty_training_set(config: Config, train_set: Any, sampler: Any) -> None:
+    # Otherwise it "trains" empty epochs, evaluates and checkpoints an untrained model.
+    if sampler.size == 0:
+        left_out = len(train_set) - sampler.size
+        raise SetupRefused(
+            f"the training set ({config.data.train}) has no images"
+            + (f" that can be read ({left_out} unreadable)" if left_out else "") + "; nothing to train on"
+        )
+
+
+def make_train_loader(config: Config, train_set: Any, dist: DistContext, device: torch.device, preflight: dict | None = None):
     from torch.utils.data import DataLoader
 
-    from cockpit.data.loader import SkippingDataset, collate_skipping, seed_worker
+    from cockpit.data.loader import SkippingDataset, collate_skipping, excluded_indices, seed_worker
     from cockpit.engine.sampler import EpochSampler
 
     # Our own sampler (not shuffle=True) so a resumed run continues mid-epoch exactly.
-    sampler = EpochSampler(len(train_set), shuffle=True, seed=config.run.seed, rank=dist.rank, world_size=dist.world_size)
+    sampler = EpochSampler(
+        len(train_set), shuffle=True, seed=config.run.seed, rank=dist.rank, world_size=dist.world_size,
+        exclude=excluded_indices(preflight, "train"),
+    )
     loader = DataLoader(
         SkippingDataset(train_set),
         batch_size=config.data.batch_size,
@@ -123,7 +142,8 @@ def make_val_loader(config: Config, val_set: Any, device: torch.device):
 
     return DataLoader(
         SkippingDataset(val_set),
-        batch_size=max(1, config.data.batch_size),
+        # Not the train batch: a batch is padded to one canvas, so AP would depend on it.
+        batch_size=config.eval.batch_size,
         shuffle=False,
         num_workers=min(config.data.num_workers, 2),
         collate_fn=collate_skipping,

@@ -11,7 +11,8 @@ import json
 from typing import TYPE_CHECKING
 
 from cockpit.engine import rundir
-from cockpit.engine.events import CheckState, EvalResult, FlagRaised, Severity
+from cockpit.engine.events import CheckState, EvalResult, FlagRaised, RunWarning, Severity
+from cockpit.runfiles import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from cockpit.engine.trainer import Trainer
@@ -37,9 +38,12 @@ class SideJobs:
         evaluation = evaluate(t.model, t.parts.val_loader, t.val_set, t.device, t.config.eval.score_thresh)
         self.evaluations += 1
         self.last_eval_iter = t.iteration
+        for path, message in evaluation.skipped:
+            t.publish(RunWarning(f"evaluation skipped unreadable val image {path}: {message}", iter=t.iteration,
+                                 category="skipped_sample", details={"path": path, "error": message}))
         predictions = t.run_dir / rundir.PREDICTIONS / f"eval-iter{t.iteration:06d}.json"
         predictions.parent.mkdir(exist_ok=True)
-        predictions.write_text(json.dumps(evaluation.results), encoding="utf-8")
+        write_atomic(predictions, json.dumps(evaluation.results))
         result = EvalResult(
             iter=t.iteration,
             epoch=t.epoch_number,
@@ -72,16 +76,25 @@ class SideJobs:
         dataset = t.val_set if split == "val" else t.train_set
         if split == "val":
             self.preview_index = index
-        event = make_preview(
-            t.model if predict else None,
-            dataset,
-            index,
-            device=t.device,
-            iteration=t.iteration,
-            score_thresh=t.config.eval.score_thresh,
-            out_dir=t.run_dir / rundir.PREVIEWS,
-            split=split,
-        )
+        try:
+            event = make_preview(
+                t.model if predict else None,
+                dataset,
+                index,
+                device=t.device,
+                iteration=t.iteration,
+                score_thresh=t.config.eval.score_thresh,
+                out_dir=t.run_dir / rundir.PREVIEWS,
+                split=split,
+            )
+        except Exception as error:  # noqa: BLE001 - a preview is a side job: skip and name it, as the loaders do
+            path = dataset.image_path(index) if hasattr(dataset, "image_path") else None
+            t.publish(RunWarning(
+                f"preview of {split} #{index} skipped ({path or 'no path'}): {type(error).__name__}: {error}",
+                iter=t.iteration, category="skipped_sample",
+                details={"index": index, "path": path, "error": f"{type(error).__name__}: {error}"},
+            ))
+            return
         t.publish(event)
 
     def publish_preflight(self) -> None:

@@ -24,7 +24,6 @@ events and writes the run directory, checkpoints and evaluations.
 from __future__ import annotations
 
 import gc
-import json
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ from typing import Any
 
 import torch
 
-from cockpit.config import Config, dump_config
+from cockpit.config import Config
 from cockpit.config.loader import config_to_dict
 from cockpit.engine import rundir
 from cockpit.engine.builtin_hooks import default_hooks
@@ -60,7 +59,8 @@ from cockpit.engine.hooks import Hook, StepOutcome
 from cockpit.engine.link import Listener
 from cockpit.engine.live_config import LiveConfig
 from cockpit.engine.recovery import Recovery
-from cockpit.engine.setup import RunParts, build_parts, describe_run
+from cockpit.engine.runstart import claim_run_dir
+from cockpit.engine.setup import RunParts, SetupRefused, build_parts, describe_run
 from cockpit.engine.side_jobs import SideJobs
 
 __all__ = ["ResumeError", "Trainer", "resolve_resume"]
@@ -105,9 +105,12 @@ class Trainer:
         self._last_batch: tuple[list, list] | None = None
         """Under DDP: this rank's previous batch, trained again when a whole batch is unreadable."""
 
-        # Every rank loads the checkpoint; only rank 0 keeps a run directory.
+        # Every rank loads the checkpoint; only rank 0 keeps a run directory, locked and
+        # validated before anything in it is written (engine/runstart.py).
         resume_dir, self._resume_checkpoint = resolve_resume(config, resume)
-        self._run_dir = self._prepare_run_dir(config, resume_dir, preflight) if self.is_main else None
+        self._folder, resume_state = claim_run_dir(config, resume_dir, self._resume_checkpoint, preflight) if self.is_main else (None, None)
+        self._run_dir: Path | None = self._folder.path if self._folder is not None else None
+        self._preflight = preflight
         self._bus = EventBus(on_listener_error=self._listener_failed)
         self._writer = rundir.RunDirWriter(self._run_dir) if self._run_dir is not None else None
         if self._writer is not None:
@@ -117,18 +120,9 @@ class Trainer:
         self.control = Control(self)
         self.recovery = Recovery(self, list(injections or []))
         self.side_jobs = SideJobs(self, preflight)
-        self.checkpoints = Checkpointer(self, self._run_dir, resume_dir)
+        self.checkpoints = Checkpointer(self, self._run_dir, resume_dir, resume_state)
         # Records, evaluation and checkpoints are rank 0's; hooks the caller passes run on every rank.
         self._hooks: list[Hook] = (default_hooks() if self.is_main else []) + list(hooks or [])
-
-    @staticmethod
-    def _prepare_run_dir(config: Config, resume_dir: Path | None, preflight: dict | None) -> Path:
-        run_dir = resume_dir if resume_dir is not None else rundir.create(config.resolve_path(config.run.output_dir), config.run.name)
-        (run_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
-        (run_dir / rundir.CONFIG).write_text(dump_config(config), encoding="utf-8")
-        if preflight is not None:
-            (run_dir / rundir.PREFLIGHT).write_text(json.dumps(preflight, indent=1), encoding="utf-8")
-        return run_dir
 
     # -- EngineLink ------------------------------------------------------------------------
     @property
@@ -169,6 +163,8 @@ class Trainer:
         self._bus.close()
         if self._writer is not None:
             self._writer.close()
+        if self._folder is not None:
+            self._folder.release()
         # Left open until now, not closed when the thread ends: if rank 0 failed, its cockpit
         # stays up to show why, and the other ranks wait for it instead of failing at once
         # (torchrun would then stop every rank, rank 0's cockpit included).
@@ -244,6 +240,10 @@ class Trainer:
         return self.parts.sampler
 
     @property
+    def val_loader(self) -> Any:
+        return self.parts.val_loader
+
+    @property
     def pause_heartbeat(self) -> float:
         return self.control.pause_heartbeat
 
@@ -293,7 +293,7 @@ class Trainer:
             self.set_state(RunState.RUNNING, "started")
             self.call_hooks("before_train")
             outcome, reason = self._train()
-        except _RunFailed as failure:
+        except (_RunFailed, SetupRefused) as failure:
             reason = str(failure)
         except BaseException as error:  # noqa: BLE001 - the thread reports, never dies silently
             reason = f"{type(error).__name__}: {error}"
@@ -307,8 +307,10 @@ class Trainer:
         self.publish(RunFinished(state=final, iter=self.iteration, epoch=self.epoch_number, outcome=outcome, reason=reason))
 
     def _setup(self) -> None:
+        from cockpit.data.fingerprint import dataset_fingerprint
+
         config = self.config
-        self.parts = build_parts(config, self.dist)
+        self.parts = build_parts(config, self.dist, self._preflight)
         self.live.attach(self.parts.optimizer)
         resumed_from = None
         if self._resume_checkpoint is not None:
@@ -328,12 +330,16 @@ class Trainer:
                 total_iters=self.total_iters,
                 iters_per_epoch=self.iters_per_epoch,
                 resumed_from=resumed_from,
+                dataset=dataset_fingerprint(
+                    config, len(self.train_set), len(self.val_set) if self.val_set is not None else None
+                ),
                 total_epochs=self.total_epochs,
                 # The LR the first step will use (warm-up included): front-ends show it from the start.
                 lr=self.live.schedule.lr(self.iteration + 1, self.epoch),
             )
         )
         self.side_jobs.publish_preflight()
+        self.checkpoints.warn_if_disk_nearly_full()
         if self.val_set is not None and len(self.val_set) > 0:
             self.side_jobs.publish_preview(0, predict=self._resume_checkpoint is not None)
 
@@ -364,8 +370,14 @@ class Trainer:
     def _finish_complete(self) -> tuple[Outcome, str]:
         self.set_state(RunState.STOPPING, "training complete")
         if self.val_set is not None and self.side_jobs.last_eval_iter != self.iteration:
-            self.evaluate()
-        self.checkpoints.save("final")
+            # A side job failing at the end (a val file gone, pycocotools choking) must not
+            # cost the run its final checkpoint: the weights are what the user came for.
+            try:
+                self.evaluate()
+            except Exception as error:  # noqa: BLE001 - reported, then the checkpoint is still written
+                self.warn(f"final evaluation skipped ({type(error).__name__}: {error}); last.pt is still written", "side_job_failed")
+        if not self.checkpoints.save("final") and self.checkpoints.error:
+            raise _RunFailed(self.checkpoints.error)
         return Outcome.FINISHED, "training complete"
 
     def _finish_stopped(self) -> tuple[Outcome, str]:
@@ -373,8 +385,8 @@ class Trainer:
         assert stop is not None
         label = f"failure: {stop.reason}" if stop.failure else stop.reason
         self.set_state(RunState.STOPPING, f"stop requested ({label})")
-        if stop.save:
-            self.checkpoints.save(f"stop ({label})")
+        if stop.save and not self.checkpoints.save(f"stop ({label})") and self.checkpoints.error:
+            raise _RunFailed(self.checkpoints.error)
         self.publish(CommandAck(command=stop.name, iter=self.iteration))
         if stop.failure:
             raise _RunFailed(stop.reason)
