@@ -8,7 +8,7 @@ torchvision Faster R-CNN fine-tuning recipe (SGD 0.005 / 0.9 / 5e-4, StepLR 3 x 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -79,10 +79,25 @@ class RunSection(_Section):
     """When > 0, stop after this many iterations in total (across resumes)."""
     log_every: int = Field(10, ge=1)
     """Iterations between two metric records (and headless lines)."""
+    threads: Union[Literal["auto"], int] = "auto"
+    """torch's CPU threads for the training (intra-op). ``auto`` (default) measures, when the run
+    starts, how many of the usable cores (the CPU affinity mask) other processes keep busy (a
+    0.25 s sample of ``/proc/stat``) and uses the free ones: round(cores - others), at least 1,
+    at most torch's default (which honours ``OMP_NUM_THREADS``). An integer >= 1 forces that
+    count. Too many threads on a busy machine make every step wait at OpenMP barriers."""
     tensorboard: bool = False
     """Also write TensorBoard event files into the run folder, beside metrics.jsonl (needs the
     optional extra: ``pip install '.[tensorboard]'``); ``tensorboard --logdir`` on the
     output folder then shows every run."""
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("must be \"auto\" or a whole number >= 1")
 
     @field_validator("device")
     @classmethod

@@ -29,6 +29,7 @@ LIVE_RULES: tuple[RuleInfo, ...] = (
     RuleInfo("eval_probe", "No detections in eval mode", "live"),
     RuleInfo("cuda_oom", "CUDA out of memory", "live"),
     RuleInfo("data_bottleneck", "Data loading bottleneck", "live"),
+    RuleInfo("cpu_oversubscribed", "CPU oversubscribed", "live"),
 )
 
 PREFLIGHT_RULES: tuple[RuleInfo, ...] = (

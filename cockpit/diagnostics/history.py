@@ -118,6 +118,26 @@ class EvalFacts:
         )
 
 
+class LoadHistory:
+    """One sample per logged step: the machine's load and the iterations' pace meanwhile."""
+
+    def __init__(self, capacity: int = 200) -> None:
+        self.iters = Ring(capacity)
+        self.others = Ring(capacity)
+        """Cores other processes kept busy since the previous sample."""
+        self.cores = Ring(capacity)
+        self.threads = Ring(capacity)
+        self.iter_time = Ring(capacity)
+        """Mean iteration time since the previous sample."""
+
+    def record(self, iter: int, cpu: Mapping[str, float], iter_time: float) -> None:
+        self.iters.append(iter)
+        self.others.append(float(cpu.get("cpu_others", math.nan)))
+        self.cores.append(float(cpu.get("cpu_cores", math.nan)))
+        self.threads.append(float(cpu.get("torch_threads", math.nan)))
+        self.iter_time.append(iter_time)
+
+
 @dataclass(frozen=True)
 class NonFiniteFacts:
     """The last step whose loss (or gradient) was NaN/Inf."""
@@ -163,6 +183,7 @@ class MetricHistory:
         self.evals: deque[EvalFacts] = deque(maxlen=20)
         self.probes: deque[EvalFacts] = deque(maxlen=20)
         self.ooms: deque[dict[str, Any]] = deque(maxlen=20)
+        self.load = LoadHistory()
 
     # -- recording ---------------------------------------------------------------------
     def record_step(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from cockpit.diagnostics import rules
+from cockpit.diagnostics import machine_rules, rules
 from cockpit.diagnostics.flags import CheckState, Verdict
 from cockpit.diagnostics.flight_recorder import FlightRecorder
 from cockpit.diagnostics.history import EvalFacts, MetricHistory
@@ -64,6 +64,8 @@ class DiagnosticsHook(Hook):
         self._every = every or 10
         self._trainer: Any = None
         self._config: Any = None
+        self._pace = [0.0, 0]
+        """Iteration time summed and counted since the last load sample."""
 
     # -- Hook API ----------------------------------------------------------------------
     def before_train(self, trainer: Any) -> None:
@@ -87,6 +89,11 @@ class DiagnosticsHook(Hook):
             amp=outcome.amp_scale is not None,
             finite=outcome.finite,
         )
+        self._pace[0] += outcome.iter_time
+        self._pace[1] += 1
+        if outcome.cpu:
+            self.history.load.record(outcome.iter, outcome.cpu, self._pace[0] / self._pace[1])
+            self._pace = [0.0, 0]
         if not recorded:
             # Judged at once (the trainer pauses on it), not at the next log interval.
             self._publish_if_changed(rules.nonfinite_loss(self.history, self.thresholds), outcome.iter)
@@ -198,6 +205,7 @@ class DiagnosticsHook(Hook):
                 previous=self.states.get("data_bottleneck").state if "data_bottleneck" in self.states else None,
                 t=t,
             ),
+            machine_rules.cpu_oversubscribed(self.history, previous=self._state_of("cpu_oversubscribed"), t=t),
         ]
         for verdict in verdicts:
             self._publish_if_changed(verdict, iteration)
@@ -220,6 +228,10 @@ class DiagnosticsHook(Hook):
         if publish is not None:
             publish(verdict.to_event(iteration))
         return True
+
+    def _state_of(self, rule: str) -> CheckState | None:
+        verdict = self.states.get(rule)
+        return verdict.state if verdict is not None else None
 
     def _config_now(self) -> Any:
         # Live patches may replace trainer.config, so read it each time we evaluate.

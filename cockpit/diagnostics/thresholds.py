@@ -58,6 +58,18 @@ class Thresholds:
     data_share_off: float = 0.20
     """Hysteresis: once flagged, stays flagged until the share drops below this."""
 
+    # cpu_oversubscribed
+    cpu_min_samples: int = 5
+    """Load samples (one per logged step) before the rule judges."""
+    cpu_recent: int = 3
+    """Newest samples whose medians are "now" (one busy sample is not contention)."""
+    cpu_busy_cores: float = 0.5
+    """Other processes' load, in cores, that counts as taking a core from torch."""
+    cpu_slowdown: float = 1.5
+    """Iteration time this many times the quiet median counts as a jump."""
+    cpu_excess: float = 0.5
+    """torch threads + others' load above the usable cores by this much: oversubscribed from the start."""
+
     # no_val_detections / eval_probe
     trained_ratio: float = 0.6
     """Train loss at or below this share of the initial loss counts as "trained"."""

@@ -62,6 +62,7 @@ class MetricsHook(Hook):
                 grad_norm=self._grad / self._count,
                 memory=sample(trainer.device),
                 batch_size=outcome.batch_size,
+                cpu=dict(outcome.cpu or {}),
             )
         )
         self._reset()

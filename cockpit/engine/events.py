@@ -150,6 +150,8 @@ class StepMetrics(Event):
     grad_norm: float = 0.0
     memory: dict[str, float] = field(default_factory=dict)
     batch_size: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    """``cpu_others`` (cores other processes kept busy), ``cpu_cores``, ``torch_threads`` (engine/cpu.py)."""
 
 
 @dataclass(frozen=True)

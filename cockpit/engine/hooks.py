@@ -40,6 +40,9 @@ class StepOutcome:
     image_paths: list[str | None] = field(default_factory=list)
     boxes_per_image: list[int] = field(default_factory=list)
     amp_scale: float | None = None
+    cpu: dict[str, float] | None = None
+    """On logged steps: ``cpu_others`` (cores other processes kept busy since the previous logged
+    step), ``cpu_cores`` (usable) and ``torch_threads`` (torch's); None elsewhere (engine/cpu.py)."""
 
 
 class Hook:

@@ -16,6 +16,7 @@ import torch
 
 from cockpit.config import Config
 from cockpit.engine import distributed
+from cockpit.engine.cpu import apply_threads
 from cockpit.engine.distributed import DistContext
 from cockpit.engine.environment import describe, resolve_device
 
@@ -40,6 +41,8 @@ class RunParts:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     train_model: torch.nn.Module
+    threads_reason: str = ""
+    """Why torch uses the thread count it does (``run.threads``; see engine/cpu.py)."""
 
     def wrap_for_peers(self) -> None:
         """After a resume has loaded the weights: the step trains through the DDP wrapper.
@@ -71,6 +74,8 @@ def build_parts(config: Config, dist: DistContext, preflight: dict | None = None
     # Ranks draw different augmentations; the weights still start equal (DDP copies
     # rank 0's when it wraps the model).
     seed_everything(config.run.seed + dist.rank)
+    # Before anything runs a parallel region in this (the trainer's) thread.
+    threads_reason = apply_threads(config.run.threads)[1]
     device = distributed.select_device(dist, resolve_device(config.run.device))
     peers = distributed.connect(dist, device)
     train_set = build_dataset(config, "train", train=True)
@@ -98,6 +103,7 @@ def build_parts(config: Config, dist: DistContext, preflight: dict | None = None
         optimizer=optimizer,
         scaler=torch.amp.GradScaler(device.type, enabled=amp),
         train_model=model,
+        threads_reason=threads_reason,
     )
 
 
@@ -159,4 +165,5 @@ def describe_run(parts: RunParts, config: Config, dist: DistContext) -> dict[str
     environment["model"] = describe_model(parts.model)
     environment["world_size"] = dist.world_size
     environment["global_batch"] = config.data.batch_size * dist.world_size
+    environment["torch_threads_reason"] = parts.threads_reason
     return environment

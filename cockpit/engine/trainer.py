@@ -41,6 +41,7 @@ from cockpit.engine.bus import EventBus
 from cockpit.engine.checkpointing import Checkpointer, ResumeError, resolve_resume
 from cockpit.engine.commands import Command, Stop
 from cockpit.engine.control import Control
+from cockpit.engine.cpu import LoadMeter, usable_cores
 from cockpit.engine.distributed import SINGLE, DistContext
 from cockpit.engine.events import (
     CommandAck,
@@ -102,6 +103,8 @@ class Trainer:
         self.total_iters = 0
         self.parts: RunParts | None = None
         """What the run trains with; built in the engine thread (see engine/setup.py)."""
+        self._load: LoadMeter | None = None
+        """Other processes' CPU use, read once per logged step (engine/cpu.py)."""
         self._last_batch: tuple[list, list] | None = None
         """Under DDP: this rank's previous batch, trained again when a whole batch is unreadable."""
 
@@ -312,6 +315,7 @@ class Trainer:
         config = self.config
         self.parts = build_parts(config, self.dist, self._preflight)
         self.live.attach(self.parts.optimizer)
+        self._load = LoadMeter()
         resumed_from = None
         if self._resume_checkpoint is not None:
             self.checkpoints.load(self._resume_checkpoint)
@@ -434,9 +438,17 @@ class Trainer:
             image_ids=[int(t["image_id"]) for t in targets if "image_id" in t],
             boxes_per_image=[int(t["boxes"].shape[0]) for t in targets],
             amp_scale=float(self.parts.scaler.get_scale()) if self.parts.amp else None,
+            cpu=self._cpu_sample() if self.iteration % self.config.run.log_every == 0 else None,
         )
         self.call_hooks("after_step", outcome)
         self.recovery.after_step(outcome)
+
+    def _cpu_sample(self) -> dict[str, float] | None:
+        """Cores other processes kept busy since the last logged step, with what torch uses."""
+        others = self._load.others() if self._load is not None else None
+        if others is None:
+            return None
+        return {"cpu_others": round(others, 3), "cpu_cores": float(usable_cores()), "torch_threads": float(torch.get_num_threads())}
 
     def _batch_for_every_rank(self, images: list, targets: list) -> tuple[list, list]:
         """A rank whose whole batch was unreadable trains on its previous batch again.

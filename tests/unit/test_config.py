@@ -110,3 +110,15 @@ def test_copy_with_validates(tmp_path):
     assert config.copy_with({"optim.lr": 0.1}).optim.lr == 0.1
     with pytest.raises(Exception):
         config.copy_with({"optim.lr": -1})
+
+
+def test_run_threads_is_auto_or_a_positive_whole_number():
+    import pytest as _pytest
+    from pydantic import ValidationError
+
+    assert Config().run.threads == "auto"
+    assert Config.model_validate({"run": {"threads": 3}}).run.threads == 3
+    assert Config.model_validate({"run": {"threads": "2"}}).run.threads == 2  # from --set run.threads=2
+    for bad in (0, -1, "many", 1.5, True):
+        with _pytest.raises(ValidationError):
+            Config.model_validate({"run": {"threads": bad}})

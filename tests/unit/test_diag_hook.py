@@ -178,3 +178,22 @@ def test_on_probe_consecutive_empty_probes():
     hook.on_probe(trainer, {"iter": 200, "num_images": 4, "scores": [0.1]})
     hook.on_probe(trainer, {"iter": 250, "num_images": 4, "scores": [0.2]})
     assert [e.status for e in trainer.flags("eval_probe")] == ["OK", "FLAGGED"]
+
+
+def test_cpu_load_samples_on_logged_steps_feed_the_oversubscription_rule():
+    from dataclasses import replace
+
+    trainer, hook = FakeTrainer(), DiagnosticsHook()
+    hook.before_train(trainer)
+    for it in range(1, 121):
+        trainer.iteration = it
+        busy = it > 60
+        outcome = replace(step(it), iter_time=0.2 if busy else 0.06)
+        if it % 10 == 0:
+            outcome = replace(outcome, cpu={"cpu_others": 1.0 if busy else 0.0, "cpu_cores": 2.0, "torch_threads": 2.0})
+        hook.after_step(trainer, outcome)
+    assert len(hook.history.load.others) == 12
+    # The pace between two samples is averaged: the sample at 70 saw 10 busy iterations.
+    assert abs(hook.history.load.iter_time.values()[6] - 0.2) < 1e-9
+    flagged = [e for e in trainer.flags("cpu_oversubscribed") if e.status == CheckState.FLAGGED.value]
+    assert len(flagged) == 1 and "run.threads = 1" in flagged[0].fix
