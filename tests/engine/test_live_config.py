@@ -108,6 +108,54 @@ def test_a_snapshot_is_only_taken_of_finite_weights():
     assert recovery.snapshot is not None and recovery.snapshot.iteration == 7
 
 
+def _fake_trainer():
+    class Live:
+        def keep_lr(self, lr):
+            self.lr = lr
+
+    class Fake:
+        iteration = 7
+        lr = 0.1
+        live = Live()
+        model = torch.nn.Linear(2, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    fake = Fake()
+    fake.model.weight.grad = torch.ones(2, 2)
+    fake.model.bias.grad = torch.ones(2)
+    fake.optimizer.step()
+    return fake
+
+
+def test_a_new_snapshot_reuses_the_previous_buffers_and_holds_the_newest_weights():
+    fake = _fake_trainer()
+    recovery = Recovery(fake, [])
+    recovery.take_snapshot()
+    first = recovery.snapshot.model["weight"]
+    with torch.no_grad():
+        fake.model.weight.fill_(3.0)
+    fake.iteration = 57
+    recovery.take_snapshot()
+    assert recovery.snapshot.model["weight"] is first  # no new allocation
+    assert recovery.snapshot.iteration == 57 and torch.equal(first, torch.full((2, 2), 3.0))
+    assert first.data_ptr() != fake.model.weight.data_ptr()
+
+
+def test_training_after_a_rewind_leaves_the_snapshot_untouched():
+    fake = _fake_trainer()
+    recovery = Recovery(fake, [])
+    recovery.take_snapshot()
+    saved = {k: v.clone() for k, v in recovery.snapshot.optimizer["state"][0].items()}
+    recovery.restore_snapshot()
+    for _ in range(3):  # momentum buffers are updated in place by SGD
+        fake.optimizer.step()
+    assert torch.equal(recovery.snapshot.optimizer["state"][0]["momentum_buffer"], saved["momentum_buffer"])
+    recovery.take_snapshot()  # reusing buffers must not alias the live optimizer state either
+    fake.optimizer.step()
+    live = fake.optimizer.state[fake.model.weight]["momentum_buffer"]
+    assert recovery.snapshot.optimizer["state"][0]["momentum_buffer"].data_ptr() != live.data_ptr()
+
+
 # -- a failing step ----------------------------------------------------------------------------
 @pytest.fixture
 def step_fails_at(monkeypatch):
