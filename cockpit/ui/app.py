@@ -192,7 +192,9 @@ class CockpitApp(BaselineMixin, App[None]):
         if self.bridge is not None:
             self.bridge.detach()
         self.link = link
-        self.bridge = EngineBridge(self, link)
+        # Step records are only shown at the next redraw: ringing for them more often than
+        # that would wake the loop (and take the GIL from training) for nothing.
+        self.bridge = EngineBridge(self, link, min_interval=self.redraw_interval)
         link.start()
 
     # -- events in ----------------------------------------------------------------------
@@ -255,10 +257,13 @@ class CockpitApp(BaselineMixin, App[None]):
             return
         if self._flush_timer is not None:
             return
-        # Throttle: at most one redraw per interval however fast steps arrive.
-        # (Textual timers need a positive delay.)
-        delay = max(0.005, self._last_flush + self.redraw_interval - time.monotonic())
-        self._flush_timer = self.set_timer(delay, self.flush_redraws)
+        # Throttle: at most one redraw per interval however fast steps arrive. When one is
+        # due, draw now: a timer would wake the loop a second time for the same batch.
+        delay = self._last_flush + self.redraw_interval - time.monotonic()
+        if delay <= 0:
+            self.flush_redraws()
+            return
+        self._flush_timer = self.set_timer(max(0.005, delay), self.flush_redraws)
 
     def flush_redraws(self) -> None:
         """Redraw every pane whose data changed since the last redraw."""
