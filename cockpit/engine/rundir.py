@@ -72,6 +72,7 @@ def train_record(event: StepMetrics) -> dict[str, Any]:
     """A ``metrics.jsonl`` training line: flat, one column per loss term."""
     record = {"kind": "train", "iter": event.iter, "epoch": event.epoch, "lr": event.lr, "loss": event.loss}
     record.update(event.losses)
+    record.update(event.labels)
     record.update(
         time=event.iter_time,
         data_time=event.data_time,
@@ -91,6 +92,7 @@ def eval_record(event: EvalResult) -> dict[str, Any]:
         "epoch": event.epoch,
         "eval": {**event.metrics, "per_class": event.per_class},
         "detections_per_image": event.detections_per_image,
+        "val_loss": dict(event.val_loss),
         "timestamp": event.time,
     }
 

@@ -65,6 +65,7 @@ from cockpit.engine.events import (
     RunStarted,
     RunState,
     RunWarning,
+    SettingsChanged,
     StateChanged,
 )
 from cockpit.engine.faults import Injection
@@ -494,6 +495,7 @@ class Trainer:
             image_ids=[int(t["image_id"]) for t in targets if "image_id" in t],
             boxes_per_image=[int(t["boxes"].shape[0]) for t in targets],
             amp_scale=float(self.scaler.get_scale()) if self.amp else None,
+            labels=result.labels,
         )
         self._call_hooks("after_step", outcome)
         if result.finite:
@@ -841,6 +843,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["momentum"] = optim.momentum
             group["weight_decay"] = optim.weight_decay
+        if any(key.startswith(("loss.", "sampler.")) for key in changes):
+            from cockpit.engine.heads import apply_settings
+
+            apply_settings(self.model, new_config)  # read at the next forward: the next iteration
+        self.publish(SettingsChanged(iter=self.iteration, changes=dict(changes)))
         if "augment.hflip" in changes or "augment.photometric" in changes:
             from cockpit.data.transforms import set_augment_probabilities
 
@@ -882,6 +889,7 @@ class Trainer:
         import json
 
         from cockpit.engine.evaluation import evaluate
+        from cockpit.engine.val_loss import validation_loss
 
         # Rank 0 evaluates alone; the other ranks wait for it in their next collective.
         if self.val_set is None or self.val_loader is None or not self.is_main:
@@ -903,6 +911,7 @@ class Trainer:
             score_histogram=evaluation.score_histogram,
             predictions_path=str(predictions),
             seconds=evaluation.seconds,
+            val_loss=validation_loss(self.model, self.val_loader, self.device, seed=self.config.run.seed),
         )
         self.publish(result)
         extra = {"raw_scores": evaluation.raw_scores, "pred_boxes": evaluation.sample_boxes}
@@ -936,6 +945,12 @@ class Trainer:
             split=split,
         )
         self.publish(event)
+        from cockpit.engine.overlay import make_overlay
+
+        try:
+            self.publish(make_overlay(self.model, dataset, index, device=self.device, iteration=self.iteration, split=split))
+        except Exception as error:  # noqa: BLE001 - an overlay is a nicety; the preview stands
+            self.publish(RunWarning(f"assignment overlay not drawn: {type(error).__name__}: {error}", iter=self.iteration))
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
