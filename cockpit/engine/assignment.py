@@ -26,6 +26,7 @@ COUNTS: tuple[str, ...] = (
     "cls_correct",  # sampled RoIs whose argmax class is their label
     "fg_correct",  # ... among the foreground ones
     "fg_as_bg",  # foreground RoIs predicted as background
+    "gt_size",  # sum over GT boxes of sqrt(area), in the model's input pixels
 )
 """Device-side counts, summed over the images (and micro-batches) of one step."""
 HOST_COUNTS: tuple[str, ...] = ("images", "gt")
@@ -41,8 +42,10 @@ KEYS: tuple[str, ...] = (
     "cls_accuracy",
     "fg_cls_accuracy",
     "false_negative",
+    "gt_size",
 )
-"""The telemetry keys of every ``"kind": "train"`` record of ``metrics.jsonl``."""
+"""The telemetry keys of every ``"kind": "train"`` record of ``metrics.jsonl`` (``gt_size``, the
+mean sqrt(area) of the GT boxes in the model's input pixels, is there for the anchor rule)."""
 
 
 class AssignmentTelemetry:
@@ -108,6 +111,7 @@ def summarize(counts: list[float], host: dict[str, float]) -> dict[str, float]:
         "cls_accuracy": ratio(c["cls_correct"], sampled),
         "fg_cls_accuracy": ratio(c["fg_correct"], c["roi_fg"]),
         "false_negative": ratio(c["fg_as_bg"], c["roi_fg"]),
+        "gt_size": ratio(c["gt_size"], gt),
     }
 
 
@@ -129,6 +133,20 @@ class RecordingMatcher(Matcher):
             self.telemetry.add("gt_no_anchor", (best < self.high_threshold).sum())
             self.telemetry.add_host("gt", float(match_quality_matrix.shape[0]))
         return matches
+
+
+class RecordingSimilarity:
+    """The RPN's ``box_similarity`` (torchvision's box_iou); also sums the GT boxes' sizes."""
+
+    def __init__(self, similarity, telemetry: AssignmentTelemetry) -> None:
+        self.similarity = similarity
+        self.telemetry = telemetry
+
+    def __call__(self, gt_boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        if self.telemetry.enabled and gt_boxes.numel() > 0:
+            sides = (gt_boxes[:, 2:] - gt_boxes[:, :2]).clamp(min=0)
+            self.telemetry.add("gt_size", (sides[:, 0] * sides[:, 1]).sqrt().sum())
+        return self.similarity(gt_boxes, anchors)
 
 
 class RecordingSampler(BalancedPositiveNegativeSampler):

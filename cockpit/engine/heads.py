@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
-from cockpit.engine.assignment import AssignmentTelemetry, RecordingMatcher, RecordingSampler, record_accuracy
+from cockpit.engine.assignment import (
+    AssignmentTelemetry,
+    RecordingMatcher,
+    RecordingSampler,
+    RecordingSimilarity,
+    record_accuracy,
+)
 from cockpit.engine.losses import box_head_loss
 
 
@@ -145,9 +151,17 @@ def install(model: nn.Module) -> AssignmentTelemetry:
         matcher.high_threshold, matcher.low_threshold, matcher.allow_low_quality_matches, telemetry
     )
     rpn.fg_bg_sampler = RecordingSampler(sampler.batch_size_per_image, sampler.positive_fraction, telemetry, "rpn")
+    rpn.box_similarity = RecordingSimilarity(rpn.box_similarity, telemetry)
     model.roi_heads = CockpitRoIHeads.adopt(model.roi_heads, telemetry)
     model.cockpit_telemetry = telemetry
     return telemetry
+
+
+def smallest_anchor(model: nn.Module) -> float | None:
+    """The smallest anchor side the RPN's generator makes (model input pixels), if known."""
+    sizes = getattr(getattr(getattr(model, "rpn", None), "anchor_generator", None), "sizes", None)
+    flat = [float(s) for level in sizes or () for s in (level if isinstance(level, (tuple, list)) else (level,))]
+    return min(flat) if flat else None
 
 
 def effective_sampler(model: nn.Module, sampler) -> dict[str, float]:

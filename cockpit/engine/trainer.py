@@ -199,6 +199,9 @@ class Trainer:
                 from cockpit.diagnostics.hook import DiagnosticsHook
 
                 self._hooks.append(DiagnosticsHook())
+                from cockpit.diagnostics.assignment_hook import AssignmentRulesHook
+
+                self._hooks.append(AssignmentRulesHook())
             except ImportError:  # pragma: no cover - the diagnostics package is part of cockpit
                 pass
         self._hooks.extend(hooks or [])
@@ -835,7 +838,9 @@ class Trainer:
         try:
             new_config = self.config.copy_with(changes)
         except Exception as error:  # noqa: BLE001 - pydantic's ValidationError
-            return f"invalid value: {str(error).splitlines()[0]}"
+            from cockpit.config.loader import describe_validation_error
+
+            return f"invalid value: {describe_validation_error(error)}"
         self.config = new_config
         optim = new_config.optim
         if "optim.lr" in changes:
