@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 from cockpit.config.choices import BOX_LOSSES, CLASSIFIER_LOSSES, check_choice
 
@@ -241,15 +241,15 @@ class SamplerSection(_Section):
     roi_bg_iou_thresh: float = Field(0.5, ge=0.0, le=1.0)
     """A proposal with IoU < this with every GT box is background; in between it is ignored."""
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> "SamplerSection":
-        for stage in ("rpn", "roi"):
-            fg, bg = getattr(self, f"{stage}_fg_iou_thresh"), getattr(self, f"{stage}_bg_iou_thresh")
-            if bg > fg:
-                raise ValueError(
-                    f"{stage}_bg_iou_thresh ({bg:g}) must not be above {stage}_fg_iou_thresh ({fg:g})"
-                )
-        return self
+    @field_validator("rpn_bg_iou_thresh", "roi_bg_iou_thresh")
+    @classmethod
+    def _bg_not_above_fg(cls, value: float, info: ValidationInfo) -> float:
+        # Declared after its fg field, so that one is already in info.data when valid.
+        stage = info.field_name.split("_", 1)[0]
+        fg = info.data.get(f"{stage}_fg_iou_thresh")
+        if fg is not None and value > fg:
+            raise ValueError(f"must not be above {stage}_fg_iou_thresh ({fg:g})")
+        return value
 
 
 class Config(_Section):
