@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 from cockpit.diagnostics.checklist import Checklist, ChecklistRow
 from cockpit.engine.events import (
+    AssignmentOverlay,
     CheckpointSaved,
     CommandAck,
     EvalResult,
@@ -35,9 +36,11 @@ from cockpit.engine.events import (
     RunStarted,
     RunState,
     RunWarning,
+    SettingsChanged,
     StateChanged,
     StepMetrics,
 )
+from cockpit.ui.labels_state import LabelsState
 
 TERMS: tuple[str, ...] = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 """The four Faster R-CNN loss terms, in the order torchvision returns them."""
@@ -58,6 +61,7 @@ WINDOWS: tuple[int, ...] = (0, 100, 500, 2000)
 
 # Pane names used by apply() / the app to know what to redraw.
 STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW, CONFIG = "status", "losses", "memory", "checklist", "preview", "config"
+LABELS = "labels"
 
 
 @dataclass
@@ -303,6 +307,10 @@ class CockpitState:
         self._rate_ref: tuple[float, int] | None = None
         self.losses = LossHistory()
         self.evals: list[tuple[int, float]] = []
+        self.val_losses: list[tuple[int, dict[str, float]]] = []
+        """(iteration, the eval's ``val_loss`` terms and total), for the Losses pane's val markers."""
+        self.labels = LabelsState()
+        self.overlay: AssignmentOverlay | None = None
         self.last_eval: EvalResult | None = None
         self.memory: dict[str, float] = {}
         self.memory_history: deque[float] = deque(maxlen=memory_points)
@@ -362,7 +370,9 @@ class CockpitState:
         if self.lr is None and _finite(lr):
             self.lr = float(lr)
         self._rate_ref = None
-        return {STATUS}
+        if isinstance(event.config, dict):
+            self.labels.configure(event.config, event.environment)
+        return {STATUS, LABELS}
 
     def _on_StepMetrics(self, event: StepMetrics) -> set[str]:
         if self._rate_ref is not None and event.iter > self._rate_ref[1] and event.time > self._rate_ref[0]:
@@ -374,6 +384,8 @@ class CockpitState:
         self.lr = event.lr
         self.losses.add(event.iter, event.losses, event.loss)
         changed = {STATUS, LOSSES}
+        if self.labels.add(event.iter, event.labels):
+            changed.add(LABELS)
         if event.memory:
             self.memory = dict(event.memory)
             current = self.memory.get("allocated_mb", self.memory.get("rss_mb"))
@@ -388,7 +400,16 @@ class CockpitState:
         ap50 = find_metric(event.metrics, "ap50", "map50")
         if ap50 is not None:
             self.evals.append((event.iter, ap50))
+        if event.val_loss:
+            self.val_losses.append((event.iter, dict(event.val_loss)))
         return {LOSSES, STATUS}
+
+    def _on_SettingsChanged(self, event: SettingsChanged) -> set[str]:
+        return {LABELS} if self.labels.patch(event.iter, event.changes) else set()
+
+    def _on_AssignmentOverlay(self, event: AssignmentOverlay) -> set[str]:
+        self.overlay = event
+        return {PREVIEW}
 
     def _on_StateChanged(self, event: StateChanged) -> set[str]:
         self.state = RunState(event.state)

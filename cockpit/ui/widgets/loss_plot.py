@@ -99,6 +99,7 @@ class LossPlot(Vertical, can_focus=True):
         Binding("g", "toggle_log", "log", tooltip="Log scale on/off", show=False),
         Binding("m", "cycle_smoothing", "smooth", tooltip="Cycle EMA smoothing", show=False),
         Binding("w", "cycle_window", "window", tooltip="Cycle window: all / last N iterations", show=False),
+        Binding("l", "toggle_val", "val loss", tooltip="Show/hide the validation loss markers (×)", show=False),
     ]
     DEFAULT_CSS = """
     LossPlot { height: 1fr; }
@@ -110,11 +111,14 @@ class LossPlot(Vertical, can_focus=True):
     log_scale: reactive[bool] = reactive(False)
     smoothing: reactive[float] = reactive(0.0)
     window: reactive[int] = reactive(0)
+    show_val: reactive[bool] = reactive(True)
 
     def __init__(self, history: LossHistory | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.history = history or LossHistory()
         self.evals: list[tuple[int, float]] = []
+        self.val_losses: list[tuple[int, dict[str, float]]] = []
+        """(iteration, val loss terms and total) of each evaluation: drawn as × on their curve."""
         self.version = 0
         """Bumped whenever what the chart shows changes (its render cache key)."""
         self.build_seconds = 0.0
@@ -129,9 +133,11 @@ class LossPlot(Vertical, can_focus=True):
         self.redraw()
 
     # -- data in ------------------------------------------------------------------------
-    def show(self, history: LossHistory, evals: list[tuple[int, float]]) -> None:
+    def show(self, history: LossHistory, evals: list[tuple[int, float]],
+             val_losses: list[tuple[int, dict[str, float]]] | None = None) -> None:
         self.history = history
         self.evals = evals
+        self.val_losses = list(val_losses or [])
         self.redraw()
 
     def redraw(self) -> None:
@@ -153,6 +159,9 @@ class LossPlot(Vertical, can_focus=True):
     def watch_window(self) -> None:
         self.redraw()
 
+    def watch_show_val(self) -> None:
+        self.redraw()
+
     # -- actions ------------------------------------------------------------------------
     def action_toggle_series(self, name: str) -> None:
         self.hidden = self.hidden ^ {name}
@@ -162,6 +171,9 @@ class LossPlot(Vertical, can_focus=True):
 
     def action_cycle_smoothing(self) -> None:
         self.smoothing = SMOOTHING[(SMOOTHING.index(self.smoothing) + 1) % len(SMOOTHING)]
+
+    def action_toggle_val(self) -> None:
+        self.show_val = not self.show_val
 
     def action_cycle_window(self) -> None:
         self.window = WINDOWS[(WINDOWS.index(self.window) + 1) % len(WINDOWS)]
@@ -183,6 +195,11 @@ class LossPlot(Vertical, can_focus=True):
         extras: list[Content] = []
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
+        if self.val_losses:
+            last_iter, last = self.val_losses[-1]
+            total = last.get("loss")
+            text = f"l × val {total:.3f} (it {last_iter})" if total is not None else "l × val"
+            extras.append(Content.styled(text, "$foreground" if self.show_val else "$text-muted strike"))
         extras.append(Content.styled(
             f"g {'log' if self.log_scale else 'linear'}  "
             f"m {f'ema {self.smoothing:g}' if self.smoothing else 'raw'}  "
@@ -190,6 +207,11 @@ class LossPlot(Vertical, can_focus=True):
             "$text-muted",
         ))
         return Content("\n").join([Content("  ").join(parts), Content("  ").join(extras)])
+
+    def _val_marks(self, names: list[str], first_x: float, last_x: float) -> list[tuple[int, float, float]]:
+        if not self.show_val:
+            return []
+        return _val_points(self.val_losses, names, first_x, last_x, self.log_scale)
 
     def draw(self, width: int, height: int) -> Text:
         """The chart for a ``width`` x ``height`` canvas: y labels, braille curves, AP50 axis, x labels."""
@@ -215,8 +237,9 @@ class LossPlot(Vertical, can_focus=True):
             return Text("nothing to draw: every curve is hidden" + (" or <= 0 on a log scale" if self.log_scale else ""), style="dim")
         first_x = min(xs[0] for _, xs, _ in curves)
         last_x = max(xs[-1] for _, xs, _ in curves)
-        low = min(min(ys) for _, _, ys in curves)
-        high = max(max(ys) for _, _, ys in curves)
+        marks = self._val_marks([name for name, _, _ in curves], first_x, last_x)
+        low = min([min(ys) for _, _, ys in curves] + [y for _, _, y in marks])
+        high = max([max(ys) for _, _, ys in curves] + [y for _, _, y in marks])
         if high - low < 1e-12:
             pad = abs(high) * 0.05 or 0.5
             low, high = low - pad, high + pad
@@ -242,6 +265,13 @@ class LossPlot(Vertical, can_focus=True):
             codes |= cells
             owner[cells > 0] = index  # later curves (the total last) draw on top
 
+        val_cells: set[tuple[int, int]] = set()
+        for index, x, y in marks:
+            # Validation loss: a × in its curve's colour at the evaluation's iteration.
+            column = min(columns - 1, int((x - first_x) / (last_x - first_x) * (dots_x - 1)) // 2)
+            row = rows - 1 - int((y - low) / (high - low) * (dots_y - 1)) // 4
+            owner[row, column] = index
+            val_cells.add((row, column))
         if self.evals:
             # AP50 diamonds on their own 0..1 axis; they own their cell (drawn on top).
             for x, y in self.evals:
@@ -273,6 +303,8 @@ class LossPlot(Vertical, can_focus=True):
             chars = [_CELL_CHARS[code] for code in codes[row].tolist()]
             for column in np.flatnonzero(owner_row == _AP_OWNER).tolist():
                 chars[column] = "◆"
+            for column in [c for r, c in val_cells if r == row and owner_row[c] != _AP_OWNER]:
+                chars[column] = "×"
             # Runs of one owner: boundaries where the owner changes.
             edges = [0, *(np.flatnonzero(np.diff(owner_row)) + 1).tolist(), columns]
             for start, end in zip(edges, edges[1:]):
@@ -310,6 +342,20 @@ class LossPlot(Vertical, can_focus=True):
         text = Text("".join(parts), no_wrap=True, overflow="crop")
         text.spans = spans
         return text
+
+
+def _val_points(val_losses, names, first_x, last_x, log_scale):
+    """(curve index, x, y) of each evaluation's val loss on a shown curve inside [first_x, last_x]."""
+    marks = []
+    for x, terms in val_losses:
+        if not first_x <= x <= last_x:
+            continue
+        for index, name in enumerate(names):
+            y = terms.get(name)
+            if y is None or not math.isfinite(y) or (log_scale and y <= 0):
+                continue
+            marks.append((index, x, math.log10(y) if log_scale else y))
+    return marks
 
 
 def _band(px: np.ndarray, py: np.ndarray, dots_x: int) -> tuple[np.ndarray, np.ndarray]:
