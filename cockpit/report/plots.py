@@ -167,6 +167,9 @@ def loss_plot(run: RunDir) -> bytes | None:
             continue
         xs, ys = series[key]
         _draw_series(ax, xs, ys, smoothed[key], _COLORS[index], key)
+        from cockpit.report.labels_plots import draw_val_loss
+
+        draw_val_loss(ax, run, key)
         if index == 0:
             ax.legend(fontsize=7, loc="upper right")
     # Last panel: the smoothed terms together, to see which one dominates.
