@@ -284,6 +284,7 @@ class CockpitApp(App[None]):
             if STATUS in dirty or CHECKLIST in dirty:
                 self.status_bar.show_state(self.model)
             if LOSSES in dirty:
+                self.loss_plot.loss_kinds = self.model.labels.loss_kinds()
                 self.loss_plot.show(self.model.losses, self.model.evals, self.model.val_losses)
             if LABELS in dirty:
                 self.labels_panel.show_state(self.model.labels)

@@ -75,6 +75,21 @@ class LabelsState:
             self.changed_at = iteration
         return touched
 
+    def loss_kinds(self) -> dict[str, str]:
+        """Loss term -> what it is, for the terms that are not torchvision's own loss."""
+        kinds = {}
+        box, beta = self.loss.get("box"), self.loss.get("box_beta")
+        if box != "smooth_l1":
+            kinds["loss_box_reg"] = str(box)
+        elif _finite(beta) and abs(beta - 1 / 9) > 1e-9:
+            kinds["loss_box_reg"] = f"β {beta:g}"
+        classifier = "focal" if self.loss.get("classifier") == "focal" else ""
+        if self.loss.get("hard_negatives"):
+            classifier = "+".join(filter(None, [classifier, "OHEM"]))
+        if classifier:
+            kinds["loss_classifier"] = classifier
+        return kinds
+
     def batch_size(self, stage: str) -> int | None:
         value = self.sampler.get(f"{stage}_batch_size_per_image")
         return int(value) if _finite(value) else self.arch_batch.get(f"{stage}_batch_size_per_image")

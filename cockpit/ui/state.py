@@ -405,7 +405,7 @@ class CockpitState:
         return {LOSSES, STATUS}
 
     def _on_SettingsChanged(self, event: SettingsChanged) -> set[str]:
-        return {LABELS} if self.labels.patch(event.iter, event.changes) else set()
+        return {LABELS, LOSSES} if self.labels.patch(event.iter, event.changes) else set()
 
     def _on_AssignmentOverlay(self, event: AssignmentOverlay) -> set[str]:
         self.overlay = event

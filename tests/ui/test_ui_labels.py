@@ -58,6 +58,8 @@ async def test_labels_pane_shows_the_live_numbers(make_app):
         fake.emit(SettingsChanged(iter=240, changes={"loss.classifier": "focal"}, time=T0 + 60))
         await settle(pilot)
         assert "classifier focal" in str(app.query_one("#labels .settings").render())
+        # The Losses pane says which loss the classifier term now is.
+        assert "cls(focal)" in str(app.loss_plot.legend())
 
 
 async def test_a_cycles_the_overlay_and_asks_for_a_fresh_one(make_app):

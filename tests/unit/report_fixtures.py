@@ -64,6 +64,10 @@ def _train_record(it: int, epoch: int, lr: float, nan: bool = False) -> dict[str
         "time": 0.21, "data_time": 0.01, "grad_norm": 3.2 * decay + 0.5, "batch_size": 2,
         "rss_mb": 2100.0 + it * 0.1, "mem_allocated_mb": 1800.0, "mem_reserved_mb": 2400.0,
         "mem_peak_mb": 2200.0 + (it % 50), "timestamp": T0 + it * 0.21,
+        # Label-assignment telemetry (engine/assignment.py), improving as a healthy run's does.
+        "rpn_pos": 4.0, "rpn_neg": 124.0, "gt_no_anchor": 0.6, "roi_fg": 6 + 6 * (1 - decay),
+        "roi_bg": 58 - 6 * (1 - decay), "roi_fg_frac": (6 + 6 * (1 - decay)) / 64, "cls_accuracy": 0.9,
+        "fg_cls_accuracy": 0.6 * (1 - decay), "false_negative": decay, "gt_size": 40.0,
     }
     if nan:
         record["loss"] = float("nan")
@@ -164,7 +168,10 @@ def _make_run(
             ap = 0.3 if it == iters // 2 else 0.55
             numbers = _eval_numbers(ap)
             per_class = {"circle": ap + 0.05, "square": ap - 0.05}
-            records.append({"kind": "eval", "iter": it, "epoch": epoch, "eval": {**numbers, "per_class": per_class}, "timestamp": stamp})
+            val_loss = {k: v * 1.1 for k, v in _train_record(it, epoch, 0.01).items() if k.startswith("loss_")}
+            val_loss["loss"] = sum(val_loss.values())
+            records.append({"kind": "eval", "iter": it, "epoch": epoch, "eval": {**numbers, "per_class": per_class},
+                            "val_loss": val_loss, "timestamp": stamp})
             events.append(EvalResult(iter=it, epoch=epoch, metrics=numbers, per_class=per_class, num_images=2,
                                      predictions_path=f"predictions/eval-iter{it:06d}.json", time=stamp).to_dict())
             preds = [

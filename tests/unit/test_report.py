@@ -155,7 +155,7 @@ def test_markdown_and_its_pngs(finished: tuple[Path, ReportPaths]) -> None:
     for title in ("## Summary", "## Training curves", "## Evaluation", "## Debugging checklist", "## Event timeline", "## Validation previews"):
         assert title in markdown
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert {"losses.png", "lr.png", "memory.png", "ap.png"} <= set(pictures)
+    assert {"losses.png", "lr.png", "memory.png", "ap.png", "labels.png"} <= set(pictures)
     for name in pictures:
         with Image.open(paths.directory / name) as image:
             assert image.format == "PNG"
@@ -277,3 +277,11 @@ def test_long_history_is_decimated_in_the_plots(tmp_path: Path) -> None:
         rows = [r for r in csv.DictReader(handle) if r["kind"] == "train"]
     assert len(rows) == 5000
     assert any(r["loss"] == "nan" for r in rows)  # the NaN is kept, not blanked
+
+
+def test_validation_loss_and_loss_names_are_reported(finished: tuple[Path, ReportPaths]) -> None:
+    _run_dir, paths = finished
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "Validation loss at each evaluation" in markdown
+    assert "loss\\_box\\_reg is smooth L1" in markdown or "loss_box_reg is smooth L1" in markdown
+    assert "Label assignment per logged step" in markdown

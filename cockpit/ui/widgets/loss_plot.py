@@ -117,6 +117,8 @@ class LossPlot(Vertical, can_focus=True):
         super().__init__(**kwargs)
         self.history = history or LossHistory()
         self.evals: list[tuple[int, float]] = []
+        self.loss_kinds: dict[str, str] = {}
+        """Term -> the loss it is when not torchvision's (``{"loss_box_reg": "giou"}``), for the legend."""
         self.val_losses: list[tuple[int, dict[str, float]]] = []
         """(iteration, val loss terms and total) of each evaluation: drawn as × on their curve."""
         self.version = 0
@@ -189,9 +191,9 @@ class LossPlot(Vertical, can_focus=True):
             if name in self.hidden:
                 parts.append(Content.styled(f"{key} ○ {SHORT_NAMES[name]}", "$text-muted strike"))
             else:
-                parts.append(
-                    Content.assemble((f"{key} ", "$text-muted"), ("● " + SHORT_NAMES[name], LEGEND_STYLES[name]), f" {number}")
-                )
+                kind = self.loss_kinds.get(name)
+                label = SHORT_NAMES[name] + (f"({kind})" if kind else "")
+                parts.append(Content.assemble((f"{key} ", "$text-muted"), ("● " + label, LEGEND_STYLES[name]), f" {number}"))
         extras: list[Content] = []
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
