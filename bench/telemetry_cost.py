@@ -1,11 +1,13 @@
 """What label-assignment telemetry costs per training step (target: at most 1%).
 
-In one process, on the same batch of the bundled sample with the ``tiny`` model: the
-training step (``engine/step.py``, forward + backward + SGD) on stock torchvision's
-``FasterRCNN`` against the same weights built by cockpit (recording matcher, samplers and
-box head, default losses, the counts riding in the step's one host transfer). Blocks of
-steps alternate A/B so drift hits both sides alike; the figure compares each side's
-fastest block (interference on a shared machine only ever adds time).
+In one process, on the same batch of the bundled sample with the ``tiny`` model, the
+training step (``engine/step.py``, forward + backward + SGD) of three models with the
+same weights: stock torchvision's ``FasterRCNN``; cockpit's build with its telemetry
+paused (the recording pieces in place but adding nothing); and cockpit's build recording
+(the counts ride in the step's one host transfer). "overhead" is recording vs stock,
+"recording_overhead" recording vs paused (the telemetry's own work). Blocks of steps
+rotate through the three so drift hits all alike; each side's fastest block counts
+(interference on a shared machine only ever adds time).
 
     python bench/telemetry_cost.py [--steps 20] [--rounds 5]
 """
@@ -38,7 +40,10 @@ def main() -> None:
     ours = build_model(config)
     stock = _build_tiny(config.data.num_classes, config.model)
     stock.load_state_dict(ours.state_dict(), strict=True)
-    models = {"stock": stock, "cockpit": ours}
+    paused = build_model(config)
+    paused.load_state_dict(ours.state_dict(), strict=True)
+    paused.cockpit_telemetry.enabled = False
+    models = {"stock": stock, "paused": paused, "cockpit": ours}
     optimizers = {name: torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9) for name, m in models.items()}
     scaler = torch.amp.GradScaler("cpu", enabled=False)
 
@@ -53,15 +58,18 @@ def main() -> None:
     for name in models:  # warm-up: allocator, first-call paths
         block(name)
     times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
     for round_ in range(args.rounds):
-        for name in (("stock", "cockpit") if round_ % 2 == 0 else ("cockpit", "stock")):
+        for name in names[round_ % 3 :] + names[: round_ % 3]:
             times[name].append(block(name))
     best = {name: min(values) for name, values in times.items()}
     common.emit({
         "bench": "telemetry_cost",
         "stock_ms_per_step": 1000 * best["stock"],
         "cockpit_ms_per_step": 1000 * best["cockpit"],
+        "paused_ms_per_step": 1000 * best["paused"],
         "overhead": best["cockpit"] / best["stock"] - 1,
+        "recording_overhead": best["cockpit"] / best["paused"] - 1,
         "blocks_ms": {name: [round(1000 * v, 2) for v in values] for name, values in times.items()},
         "steps_per_block": args.steps,
     })

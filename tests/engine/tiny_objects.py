@@ -41,7 +41,7 @@ def write_tiny_objects(out: Path, images: int = 12, seed: int = 3) -> Path:
         '[run]\nname = "tiny-objects"\nepochs = 20\nlog_every = 5\n\n'
         '[data]\nformat = "coco"\nclasses = ["dot"]\ntrain = "train.json"\nval = "val.json"\n'
         'train_images = "train"\nval_images = "val"\nbatch_size = 4\nnum_workers = 0\n\n'
-        '[model]\narch = "tiny"\n\n[optim]\nlr = 0.02\nwarmup_iters = 5\n\n[eval]\nevery_epochs = 0\n',
+        '[model]\narch = "tiny"\n\n[optim]\nlr = 0.02\nwarmup_iters = 5\nstep_size = 100\n\n[eval]\nevery_epochs = 0\n',
         encoding="utf-8",
     )
     return config
