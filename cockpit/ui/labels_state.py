@@ -127,7 +127,7 @@ def imbalance_lines(state: LabelsState, compact: bool = False) -> list[str]:
     if compact:
         return [
             f"RPN: {_num(v.get('rpn_pos'))} pos : {_num(v.get('rpn_neg'))} neg anchors/img ({rpn_ratio})",
-            f"box head: {_num(v.get('roi_fg'))} fg : {_num(v.get('roi_bg'))} bg RoIs "
+            f"RoIs: {_num(v.get('roi_fg'))} fg : {_num(v.get('roi_bg'))} bg/img "
             f"({_pct(v.get('roi_fg_frac'), 1)}, target {_pct(target)})",
             f"no anchor at IoU ≥ {rpn_thresh}: {_pct(v.get('gt_no_anchor'))} of GT" + (f" ({size})" if size else ""),
             f"accuracy {_pct(v.get('cls_accuracy'))}, fg {_pct(v.get('fg_cls_accuracy'))}; "
