@@ -79,7 +79,7 @@ def _check_self_contained(html: str) -> None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportPaths]:
-    run_dir = make_finished_run(tmp_path_factory.mktemp("finished"))
+    run_dir = make_finished_run(tmp_path_factory.mktemp("finished"), telemetry=True)
     return run_dir, build_report(run_dir)
 
 
