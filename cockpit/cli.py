@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
     check.add_argument("config", type=Path)
     check.add_argument("--json", action="store_true", help="print the pre-flight report as JSON")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too (for CI), not only on errors")
     _add_set(check)
 
     init = sub.add_parser("init", help="write a commented starter config (and a small synthetic dataset)")
@@ -212,9 +213,14 @@ def _cmd_check(args) -> int:
     config = _load(args)
     if config is None:
         return EXIT_USAGE
-    _, ok = _preflight(config, as_json=args.json)
+    report, ok = _preflight(config, as_json=args.json)
+    warnings = report.counts()["warning"] if report is not None else 0
+    if ok and args.strict and warnings:
+        if not args.json:
+            print(f"{args.config}: {warnings} warning(s), failing because of --strict")
+        return EXIT_FAILED
     if ok and not args.json:
-        print(f"{args.config}: OK")
+        print(f"{args.config}: OK" + (f" ({warnings} warning(s))" if warnings else ""))
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -242,6 +248,8 @@ def _cmd_report(args) -> int:
     print(f"report: {paths.html}")
     print(f"markdown: {paths.markdown}")
     print(f"metrics: {paths.csv}")
+    for line in paths.skipped:
+        print(f"note: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -331,7 +339,8 @@ def _cmd_run(args) -> int:
     baseline, ok = _load_baseline(args, headless=headless, quiet=rank != "0")
     if not ok:
         return EXIT_USAGE
-    from cockpit.engine.session import RunRequest, make_trainer
+    from cockpit.assembly import make_trainer
+    from cockpit.engine.session import RunRequest
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
     try:
@@ -345,7 +354,7 @@ def _cmd_run(args) -> int:
 
         return run_headless(trainer)
     from cockpit.ui.app import create_app
-    from cockpit.engine.session import engine_factory
+    from cockpit.assembly import engine_factory
 
     build = engine_factory(request)
 
@@ -363,7 +372,9 @@ def _cmd_run(args) -> int:
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
     link.close(timeout=60)
-    return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
+    from cockpit.engine.events import RunState
+
+    return EXIT_OK if link.state is not RunState.FAILED else EXIT_FAILED
 
 
 def _record_process(trainer) -> None:
@@ -387,7 +398,8 @@ def _run_detached(args, preflight) -> int:
     request = DetachRequest(
         config_path=str(args.config.resolve()),
         overrides=list(args.overrides),
-        resume=args.resume,
+        # Absolute: the background process must not depend on where the user stood.
+        resume=args.resume if args.resume in (None, "auto") else str(Path(args.resume).expanduser().resolve()),
         inject=list(args.inject),
         preflight=preflight,
     )
@@ -396,14 +408,16 @@ def _run_detached(args, preflight) -> int:
     except DetachError as error:
         _error(str(error))
         return EXIT_FAILED
-    print(f"run: {detached.run_dir}")
+    import shlex
+
+    print(f"run: {detached.run_dir} (training started)")
     print(f"pid {detached.pid}; log: {detached.run_dir / 'cockpit.log'}")
-    print(f"attach: cockpit attach {detached.run_dir}")
+    print(f"attach: cockpit attach {shlex.quote(str(detached.run_dir))}")
     return EXIT_OK
 
 
 def _cmd_ls(args) -> int:
-    from cockpit.remote.runs import default_runs, find_runs, format_table
+    from cockpit.remote.runs import default_runs, find_runs, format_table, skipped_note
 
     if args.output_dir is not None and not args.output_dir.is_dir():
         _error(f"{args.output_dir}: no such directory")
@@ -418,6 +432,9 @@ def _cmd_ls(args) -> int:
         print(f"no runs under {where}")
         return EXIT_OK
     print(format_table(runs))
+    note = skipped_note(runs)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -447,7 +464,9 @@ def _cmd_attach(args) -> int:
         finally:
             link.close(timeout=5)
         return EXIT_OK
-    config_path = run_dir / "config.toml"
+    from cockpit.runfiles.layout import CONFIG
+
+    config_path = run_dir / CONFIG
     try:
         config = load_config(config_path)
     except ConfigError as error:

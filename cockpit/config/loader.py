@@ -125,13 +125,6 @@ def _validation_problems(error: ValidationError, text: str) -> list[ConfigProble
     return problems
 
 
-def describe_validation_error(error: Exception) -> str:
-    """One line for a failed ``Config.copy_with`` (``section.key: message; ...``)."""
-    if isinstance(error, ValidationError):
-        return "; ".join(str(problem) for problem in _validation_problems(error, ""))
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
 def parse_override(item: str) -> tuple[str, Any]:
     """``section.key=value`` -> (``section.key``, value); the value is read as TOML, else as a string."""
     if "=" not in item:

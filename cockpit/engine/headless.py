@@ -12,7 +12,9 @@ from typing import TextIO
 
 from cockpit.durations import format_duration
 from cockpit.engine.events import (
+    ConfigChanged,
     CheckpointSaved,
+    CheckState,
     CommandAck,
     EvalResult,
     Event,
@@ -22,7 +24,6 @@ from cockpit.engine.events import (
     RunFinished,
     RunStarted,
     RunWarning,
-    SettingsChanged,
     StateChanged,
     StepMetrics,
 )
@@ -43,6 +44,15 @@ def format_memory(memory: dict[str, float]) -> str:
 
 def _number(value: float | None, spec: str) -> str:
     return "-" if value is None or value != value else format(value, spec)
+
+
+def _changed_values(event: ConfigChanged) -> list[str]:
+    """``loss.box=giou`` for each changed dotted field, read from the event's whole config."""
+    values = []
+    for dotted in event.changed:
+        section, _, key = dotted.partition(".")
+        values.append(f"{dotted}={event.config.get(section, {}).get(key)}")
+    return values
 
 
 def format_labels(labels: dict[str, float]) -> str:
@@ -86,7 +96,7 @@ class HeadlessPrinter:
         if isinstance(event, RunStarted):
             self.total_iters = event.total_iters
             self.iters_per_epoch = event.iters_per_epoch
-            self.epochs = event.config.get("run", {}).get("epochs", 0)
+            self.epochs = event.epochs or event.config.get("run", {}).get("epochs", 0)
             env = event.environment
             device = env.get("gpu_name") or env.get("device")
             resumed = f", resumed from {event.resumed_from} at iteration {event.start_iter}" if event.resumed_from else ""
@@ -110,10 +120,8 @@ class HeadlessPrinter:
                 f"dets/img {event.detections_per_image:.1f} ({event.seconds:.1f}s)"
                 + (f" val loss {event.val_loss['loss']:.4f}" if "loss" in event.val_loss else "")
             )
-        if isinstance(event, SettingsChanged):
-            return "settings changed at it {}: {}".format(
-                event.iter, ", ".join(f"{key}={value}" for key, value in event.changes.items())
-            )
+        if isinstance(event, ConfigChanged):
+            return f"config changed at it {event.iter}: " + ", ".join(_changed_values(event))
         if isinstance(event, LRChanged):
             return f"lr {event.previous:.3g} -> {event.lr:.3g} at it {event.iter} ({event.source.value})"
         if isinstance(event, CheckpointSaved):
@@ -127,7 +135,7 @@ class HeadlessPrinter:
             text = f"error: {event.summary}"
             return text + ("\n" + event.traceback.rstrip() if event.traceback else "")
         if isinstance(event, FlagRaised):
-            if event.status != "FLAGGED":
+            if event.status is not CheckState.FLAGGED:
                 return None
             return (
                 f"FLAGGED [{event.severity.value}] {event.title}: {event.evidence}\n"
@@ -137,5 +145,5 @@ class HeadlessPrinter:
             return None if event.ok else f"command {event.command} refused: {event.message}"
         if isinstance(event, RunFinished):
             reason = f" ({event.reason})" if event.reason else ""
-            return f"run {event.outcome} at iteration {event.iter}{reason}"
+            return f"run {event.outcome.value} at iteration {event.iter}{reason}"
         return None

@@ -13,30 +13,42 @@ lock, so commands from several cockpits reach the engine in the order they arriv
 engine's ``CommandAck`` events go to every client. A malformed, unknown or over-long
 message gets an ``error`` reply and changes nothing.
 
+At most ``MAX_CLIENTS`` cockpits are connected at once; a connection beyond that gets an
+``error`` reply and is closed by the accept loop, without a thread of its own, so no
+number of idle connections can slow the run or delay its stop.
+
 The socket is bound under umask 0o177 (so it is 0600 from its first instant) inside a 0700
 folder, and each connection's peer uid (SO_PEERCRED) must be the owner's.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 
-from cockpit.engine import rundir
+from cockpit.runfiles import layout
 from cockpit.engine.commands import Command
 from cockpit.engine.events import Event, RunFinished, RunState, StateChanged, StepMetrics
 from cockpit.engine.link import EngineLink
+from cockpit.mailbox import Mailbox, pump
 from cockpit.remote import protocol
 from cockpit.remote.runs import count_lines, socket_path_for
 
 DEFAULT_BACKLOG = 2000
 """Messages a client may fall behind by before it starts missing events."""
 FLUSH_TIMEOUT = 5.0
-"""On close, how long each client gets to take its last events and ``bye``."""
+"""On close, how long the clients together get to take their last events and ``bye``."""
+MAX_CLIENTS = 32
+"""Connected cockpits at most; more are refused with a message and cost no thread. Each
+admitted client has two threads, so a buggy script opening thousands of connections
+cannot starve the training thread (or the signal handler) of the interpreter."""
+HANDSHAKE_TIMEOUT = 5.0
+"""How long the accept loop waits on one connection (peer check, refusal message), so a
+peer that never reads cannot hold up everyone else's connection."""
 
 
 class ServerError(Exception):
@@ -60,12 +72,9 @@ class _Client:
         self.server = server
         self.conn = conn
         self.number = number
-        self.max_backlog = max_backlog
-        self.items: collections.deque[tuple[bytes, bool]] = collections.deque()
-        self.cond = threading.Condition()
-        self.missed = 0
-        self.closed = False
-        self.draining = False
+        # Cut back to three quarters, so a stalled client is not re-cut on every event; step
+        # records go first, then the oldest of anything (a client's memory stays bounded).
+        self.outbox: Mailbox[bytes] = Mailbox(max_backlog, keep=max_backlog * 3 // 4, drop_any=True)
         self.writer = threading.Thread(target=self._write_loop, name=f"cockpit-remote-w{number}", daemon=True)
         self.reader = threading.Thread(target=self._read_loop, name=f"cockpit-remote-r{number}", daemon=True)
 
@@ -74,43 +83,16 @@ class _Client:
         self.reader.start()
 
     def put(self, data: bytes, droppable: bool = False) -> None:
-        with self.cond:
-            if self.closed or self.draining:
-                return
-            self.items.append((data, droppable))
-            if len(self.items) > self.max_backlog:
-                self._shed()
-            self.cond.notify()
+        self.outbox.put(data, droppable)
 
-    def _shed(self) -> None:
-        # Down to three quarters, so a stalled client is not re-shed on every event.
-        target = self.max_backlog * 3 // 4
-        excess = len(self.items) - target
-        kept: collections.deque[tuple[bytes, bool]] = collections.deque()
-        for item in self.items:
-            if excess > 0 and item[1]:
-                excess -= 1
-                self.missed += 1
-                continue
-            kept.append(item)
-        while len(kept) > target:
-            kept.popleft()
-            self.missed += 1
-        self.items = kept
+    def _send(self, data: bytes, missed: int) -> None:
+        if missed:
+            self.conn.sendall(protocol.encode("missed", count=missed))
+        self.conn.sendall(data)
 
     def _write_loop(self) -> None:
         try:
-            while True:
-                with self.cond:
-                    while not self.items and not self.closed and not self.draining:
-                        self.cond.wait()
-                    if self.closed or (self.draining and not self.items):
-                        return
-                    data, _ = self.items.popleft()
-                    missed, self.missed = self.missed, 0
-                if missed:
-                    self.conn.sendall(protocol.encode("missed", count=missed))
-                self.conn.sendall(data)
+            pump(self.outbox, self._send)
         except OSError:
             pass  # the client went away (EPIPE, ECONNRESET): its reader ends it too
         finally:
@@ -142,18 +124,13 @@ class _Client:
 
     def drain(self, timeout: float) -> None:
         """Send what is queued (then stop), waiting at most ``timeout``."""
-        with self.cond:
-            self.draining = True
-            self.cond.notify()
+        self.outbox.finish()
         self.writer.join(timeout)
         self.close()
 
     def close(self) -> None:
-        with self.cond:
-            if self.closed:
-                return
-            self.closed = True
-            self.cond.notify()
+        if not self.outbox.abort():
+            return
         try:
             self.conn.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -178,8 +155,12 @@ class ControlServer:
         *,
         max_backlog: int = DEFAULT_BACKLOG,
         allowed_uid: int | None = None,
+        max_clients: int = MAX_CLIENTS,
     ):
         self.link = link
+        self.max_clients = max_clients
+        self.refused = 0
+        """Connections turned away because ``max_clients`` were connected."""
         self.run_dir = Path(run_dir)
         self.socket_path = Path(socket_path) if socket_path is not None else socket_path_for(self.run_dir)
         self.max_backlog = max_backlog
@@ -188,7 +169,7 @@ class ControlServer:
         self._command_lock = threading.Lock()
         self._clients: list[_Client] = []
         self._numbers = 0
-        self._seq = count_lines(self.run_dir / rundir.EVENTS)
+        self._seq = count_lines(self.run_dir / layout.EVENTS)
         self._state = link.state
         self._listener: socket.socket | None = None
         self._accepter: threading.Thread | None = None
@@ -241,12 +222,29 @@ class ControlServer:
             except OSError:
                 conn.close()
 
+    def _refuse(self, conn: socket.socket, message: str) -> None:
+        try:
+            conn.sendall(protocol.encode("error", id=None, message=message))
+        except OSError:
+            pass  # the peer is gone or not reading: refused all the same
+        conn.close()
+
     def _admit(self, conn: socket.socket) -> None:
+        conn.settimeout(HANDSHAKE_TIMEOUT)
         uid = peer_uid(conn)
         if uid is not None and uid != self.allowed_uid:
-            conn.sendall(protocol.encode("error", id=None, message=f"permission denied: this run belongs to uid {self.allowed_uid}"))
-            conn.close()
+            self._refuse(conn, f"permission denied: this run belongs to uid {self.allowed_uid}")
             return
+        with self._lock:
+            full = len(self._clients) >= self.max_clients
+            if full:
+                self.refused += 1
+        if full:
+            self._refuse(conn, f"too many connections: {self.max_clients} cockpits are attached to this run; "
+                               "close one and try again")
+            return
+        # Admitted: the client's own threads block on it (each bounded by its queue).
+        conn.settimeout(None)
         with self._lock:
             if self._closed:
                 conn.close()
@@ -307,7 +305,10 @@ class ControlServer:
             pass
         for client in clients:
             client.put(protocol.encode("bye", reason=reason))
+        # One deadline for all: with many clients, a per-client wait would hold up the end of
+        # the run (and a SIGTERM) for minutes.
+        deadline = time.monotonic() + FLUSH_TIMEOUT
         for client in clients:
-            client.drain(FLUSH_TIMEOUT)
+            client.drain(max(0.0, deadline - time.monotonic()))
         if self._accepter is not None:
             self._accepter.join(1.0)

@@ -223,6 +223,7 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
         return None if box is None else [box[0], box[1], box[0] + box[2], box[1] + box[3]]
 
     out = []
+    unreadable: list[str] = []
     thresh = _score_thresh(run)
     for info in coco.get("images", []):
         if len(out) >= limit:
@@ -246,9 +247,14 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
                     thresh,
                 )
         except (OSError, UnidentifiedImageError, ValueError):
+            unreadable.append(str(info.get("file_name", "")))
             continue
         out.append(PreviewImage(f"val image {image_id}: {info.get('file_name', '')}", png, caption))
     note = f"drawn from predictions/{chosen.name} on the val images of {ann_path.name}"
+    if unreadable and out:
+        # Skipped and named, as the loaders do: a deleted val file must not hide the rest.
+        shown = ", ".join(unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        note += f"; skipped {len(unreadable)} unreadable image(s): {shown}"
     if not out:
         note = f"the val images named in {ann_path.name} could not be opened under {image_dir}"
     return out, note

@@ -1,7 +1,7 @@
 """What the Labels pane shows: label-assignment telemetry over time and the settings in force.
 
 Pure Python (no Textual), folded from ``StepMetrics.labels``, ``RunStarted`` and
-``SettingsChanged``. Each series keeps at most ``points`` records, so memory and drawing
+``ConfigChanged``. Each series keeps at most ``points`` records, so memory and drawing
 cost stay bounded however long the run is. :func:`imbalance_lines` puts the numbers in
 words a learner reads at a glance.
 """

@@ -22,19 +22,20 @@ from typing import Any, Iterable
 from cockpit.diagnostics.checklist import Checklist, ChecklistRow
 from cockpit.engine.events import (
     AssignmentOverlay,
+    ConfigChanged,
     CheckpointSaved,
     CommandAck,
     EvalResult,
     Event,
     FlagRaised,
     LRChanged,
+    Outcome,
     PreviewReady,
     RunError,
     RunFinished,
     RunStarted,
     RunState,
     RunWarning,
-    SettingsChanged,
     StateChanged,
     StepMetrics,
 )
@@ -85,6 +86,8 @@ class CockpitState:
         self.epoch = 0
         self.total_iters = 0
         self.iters_per_epoch = 0
+        self.total_epochs = 0
+        """Epochs the run reaches (fewer than run.epochs when run.max_iters ends it first)."""
         self.lr: float | None = None
         self.device = ""
         self.gpu_name = ""
@@ -108,7 +111,7 @@ class CockpitState:
         self.preview: PreviewReady | None = None
         self.last_checkpoint: str | None = None
         self.last_error: RunError | None = None
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
         self.warnings: deque[RunWarning] = deque(maxlen=50)
 
     # -- derived -----------------------------------------------------------------------
@@ -159,8 +162,13 @@ class CockpitState:
         classes = event.config.get("data", {}).get("classes") if isinstance(event.config, dict) else None
         if classes:
             self.classes = list(classes)
+        self.total_epochs = event.epochs
+        # The LR of the first step to come (warm-up included); the config's base LR only for
+        # streams written before RunStarted carried it.
         lr = event.config.get("optim", {}).get("lr") if isinstance(event.config, dict) else None
-        if self.lr is None and _finite(lr):
+        if _finite(event.lr):
+            self.lr = float(event.lr)
+        elif self.lr is None and _finite(lr):
             self.lr = float(lr)
         self._rate_ref = None
         if isinstance(event.config, dict):
@@ -197,8 +205,12 @@ class CockpitState:
             self.val_losses.append((event.iter, dict(event.val_loss)))
         return {LOSSES, STATUS}
 
-    def _on_SettingsChanged(self, event: SettingsChanged) -> set[str]:
-        return {LABELS, LOSSES} if self.labels.patch(event.iter, event.changes) else set()
+    def _on_ConfigChanged(self, event: ConfigChanged) -> set[str]:
+        touched = [key for key in event.changed if key.startswith(("loss.", "sampler."))]
+        if not touched or not isinstance(event.config, dict):
+            return set()
+        self.labels.patch(event.iter, {key: event.config.get(key.split(".")[0], {}).get(key.split(".")[1]) for key in touched})
+        return {LABELS, LOSSES}
 
     def _on_AssignmentOverlay(self, event: AssignmentOverlay) -> set[str]:
         self.overlay = event
@@ -244,7 +256,7 @@ class CockpitState:
     def _on_RunFinished(self, event: RunFinished) -> set[str]:
         self.state = RunState(event.state)
         self.outcome = event.outcome
-        self.state_reason = event.reason or event.outcome
+        self.state_reason = event.reason or event.outcome.value
         self.iter = max(self.iter, event.iter)
         return {STATUS}
 

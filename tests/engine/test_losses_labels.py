@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -10,9 +11,10 @@ import torch
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 
 from cockpit.config import Config
+from cockpit.diagnostics.assignment_hook import AssignmentRulesHook
 from cockpit.engine.assignment import KEYS
 from cockpit.engine.commands import ApplyPatch, EvaluateNow
-from cockpit.engine.events import AssignmentOverlay, CommandAck, EvalResult, FlagRaised, SettingsChanged, StepMetrics
+from cockpit.engine.events import AssignmentOverlay, CommandAck, EvalResult, FlagRaised, ConfigChanged, StepMetrics
 from cockpit.engine.heads import CockpitRoIHeads
 from cockpit.engine.hooks import Hook
 from cockpit.engine.model import _build_tiny, build_model
@@ -194,20 +196,21 @@ class PatchAt(Hook):
 
 def test_loss_and_sampler_are_live_and_recorded(sample_config):
     hook = PatchAt(2, {"loss.box": "giou", "sampler.roi_positive_fraction": 0.5, "sampler.rpn_fg_iou_thresh": 0.6})
-    trainer = Trainer(sample_config("run.max_iters=4"), hooks=[hook], diagnostics=False)
+    trainer = Trainer(sample_config("run.max_iters=4"), hooks=[hook])
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
     trainer.join(120)
     trainer.close()
     assert hook.seen == {"box": "giou", "fraction": 0.5, "rpn_fg": 0.6}
-    changed = events.of(SettingsChanged)
-    assert changed and changed[0].iter == 2 and changed[0].changes["loss.box"] == "giou"
+    changed = events.of(ConfigChanged)
+    assert changed and changed[0].iter == 2 and "loss.box" in changed[0].changed
+    assert changed[0].config["loss"]["box"] == "giou"
     assert all(math.isfinite(e.loss) for e in events.of(StepMetrics))
 
 
 def test_bad_live_loss_is_refused_with_the_choices(sample_config):
-    trainer = Trainer(sample_config("run.max_iters=3"), hooks=[PatchAt(1, {"loss.box": "gio"})], diagnostics=False)
+    trainer = Trainer(sample_config("run.max_iters=3"), hooks=[PatchAt(1, {"loss.box": "gio"})])
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
@@ -215,11 +218,11 @@ def test_bad_live_loss_is_refused_with_the_choices(sample_config):
     trainer.close()
     ack = next(e for e in events.of(CommandAck) if e.command == ApplyPatch.name)
     assert not ack.ok and "giou" in ack.message
-    assert not events.of(SettingsChanged)
+    assert not events.of(ConfigChanged)
 
 
 def test_sample_run_records_telemetry_and_val_loss(sample_config):
-    trainer = Trainer(sample_config("run.max_iters=8", "run.log_every=4"), diagnostics=False)
+    trainer = Trainer(sample_config("run.max_iters=8", "run.log_every=4"))
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
@@ -264,7 +267,8 @@ def test_tiny_objects_have_no_anchor_and_raise_the_flag(tmp_path):
 
     path = write_tiny_objects(tmp_path / "tiny")
     config = load_config(path, ["run.max_iters=25", f"run.output_dir='{tmp_path / 'runs'}'"])
-    trainer = Trainer(config)  # no pre-flight: the live rule alone must see it
+    # No pre-flight (as --no-check): the live rule, attached as every assembled run has it, must see it.
+    trainer = Trainer(config, hooks=[AssignmentRulesHook()])
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
@@ -274,3 +278,11 @@ def test_tiny_objects_have_no_anchor_and_raise_the_flag(tmp_path):
     assert steps[-1].labels["gt_no_anchor"] > 0.95
     flags = [e for e in events.of(FlagRaised) if e.rule == "no_anchor_match" and e.status == "FLAGGED"]
     assert flags and "16 px" in flags[0].evidence
+
+
+def test_every_assembled_run_watches_label_assignment(sample_config):
+    from cockpit.assembly import watched_hooks
+    from cockpit.engine.session import RunRequest
+
+    request = RunRequest(config=sample_config(), config_path=Path("shapes.toml"))
+    assert any(isinstance(hook, AssignmentRulesHook) for hook in watched_hooks(request))

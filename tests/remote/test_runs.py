@@ -107,3 +107,15 @@ def test_a_long_run_dir_gets_a_short_private_socket_path(tmp_path):
     short = tmp_path.parent / "r"
     short.mkdir(exist_ok=True)
     assert runs.socket_path_for(short) == short.resolve() / runs.CONTROL_DIR / runs.SOCKET_NAME
+
+
+def test_malformed_and_deep_lines_are_skipped_and_counted(tmp_path):
+    run = make_run(tmp_path, "r", [STARTED, EVAL], pid=dead_pid())
+    with open(run / EVENTS, "a") as handle:
+        handle.write('{"kind":"eval","metrics":[1,2]}\n' + "[" * 50_000 + "\n")
+        handle.write(dumps(RunFinished(state=RunState.FINISHED, iter=60, epoch=2).to_dict()) + "\n")
+    info = runs.inspect(run)
+    assert info.state == "finished" and info.best_ap50 == 0.75 and info.iteration == 60
+    assert info.bad_lines == 2
+    note = runs.skipped_note([info])
+    assert note == "skipped 2 unreadable line(s) of events.jsonl in r (2)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cockpit.engine.commands import RequestPreview
-from cockpit.engine.events import SettingsChanged
+from cockpit.engine.events import ConfigChanged
 from cockpit.ui.labels_state import LabelsState, imbalance_lines, settings_lines, sparkline
 from cockpit.ui.widgets.preview_panel import ANCHOR_RGB, UNMATCHED_RGB, overlay_layers
 from fake_engine import T0, overlay_event
@@ -55,7 +55,8 @@ async def test_labels_pane_shows_the_live_numbers(make_app):
         assert app.query_one("#labels").region.width > 0
         text = str(app.query_one("#labels .words").render())
         assert "RPN:" in text and "negative anchors per image" in text and "target 25%" in text
-        fake.emit(SettingsChanged(iter=240, changes={"loss.classifier": "focal"}, time=T0 + 60))
+        fake.emit(ConfigChanged(iter=240, config={"loss": {"classifier": "focal"}}, changed=["loss.classifier"],
+                                time=T0 + 60))
         await settle(pilot)
         assert "classifier focal" in str(app.query_one("#labels .settings").render())
         # The Losses pane says which loss the classifier term now is.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 
-from cockpit.engine.events import EvalResult, SettingsChanged, StepMetrics
+from cockpit.engine.events import ConfigChanged, EvalResult, StepMetrics
 from cockpit.engine.headless import HeadlessPrinter, format_labels
 
 
@@ -27,5 +27,5 @@ def test_eval_and_settings_lines():
     printer = HeadlessPrinter(io.StringIO())
     line = printer.format(EvalResult(iter=30, epoch=1, metrics={"AP": 0.1}, per_class={}, val_loss={"loss": 1.25}))
     assert line.endswith("val loss 1.2500")
-    changed = printer.format(SettingsChanged(iter=7, changes={"loss.box": "giou"}))
-    assert changed == "settings changed at it 7: loss.box=giou"
+    changed = printer.format(ConfigChanged(iter=7, config={"loss": {"box": "giou"}}, changed=["loss.box"]))
+    assert changed == "config changed at it 7: loss.box=giou"
