@@ -1,9 +1,9 @@
-"""The report's label-assignment plot and validation-loss marks (issue 12).
+"""The report's label-assignment plot, validation-loss table and loss names (issue 12).
 
 Same conventions as ``plots.py`` (matplotlib's Agg through its object API, imported
 lazily; at most ``MAX_POINTS`` points per series): foreground / background sampling and
-the box head's accuracies over iterations, and each evaluation's validation loss drawn
-on the loss panels.
+the box head's accuracies over iterations; the table of validation losses (``plots.py``
+marks them on the loss panels); which loss each term is.
 """
 
 from __future__ import annotations
@@ -12,19 +12,6 @@ from typing import Any
 
 from cockpit.report.plots import _COLORS, _new_figure, _style, decimate, to_png
 from cockpit.report.rundir import RunDir, finite
-
-
-def val_loss_points(run: RunDir, key: str) -> tuple[list[float], list[float]]:
-    """(iterations, validation ``key``) over the evaluation records that carry a val loss."""
-    xs: list[float] = []
-    ys: list[float] = []
-    for record in run.evals:
-        value = finite((record.get("val_loss") or {}).get(key))
-        it = finite(record.get("iter"))
-        if value is not None and it is not None:
-            xs.append(it)
-            ys.append(value)
-    return xs, ys
 
 
 VAL_LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "loss")
@@ -39,13 +26,6 @@ def val_loss_rows(run: RunDir) -> list[list[str]]:
             numbers = [finite(values.get(key)) for key in VAL_LOSS_KEYS]
             rows.append([str(record.get("iter", ""))] + ["n/a" if v is None else f"{v:.4f}" for v in numbers])
     return rows
-
-
-def draw_val_loss(ax: Any, run: RunDir, key: str) -> None:
-    """Mark the validation loss of ``key`` on a loss panel (dashed, square markers)."""
-    xs, ys = val_loss_points(run, key)
-    if xs:
-        ax.plot(xs, ys, linestyle="--", marker="s", markersize=4, color="#333333", linewidth=1, label="val")
 
 
 def loss_names(run: RunDir) -> str:
