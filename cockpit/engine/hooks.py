@@ -43,6 +43,8 @@ class StepOutcome:
     cpu: dict[str, float] | None = None
     """On logged steps: ``cpu_others`` (cores other processes kept busy since the previous logged
     step), ``cpu_cores`` (usable) and ``torch_threads`` (torch's); None elsewhere (engine/cpu.py)."""
+    labels: dict[str, float] = field(default_factory=dict)
+    """Label-assignment telemetry of this step (``engine/assignment.py`` KEYS; NaN where undefined)."""
 
 
 class Hook:

@@ -439,6 +439,7 @@ class Trainer:
             boxes_per_image=[int(t["boxes"].shape[0]) for t in targets],
             amp_scale=float(self.parts.scaler.get_scale()) if self.parts.amp else None,
             cpu=self._cpu_sample() if self.iteration % self.config.run.log_every == 0 else None,
+            labels=result.labels,
         )
         self.call_hooks("after_step", outcome)
         self.recovery.after_step(outcome)
