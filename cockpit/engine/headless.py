@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cockpit.durations import format_duration
+from cockpit.loss_names import loss_label
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
@@ -26,12 +27,6 @@ from cockpit.engine.events import (
     StepMetrics,
 )
 
-SHORT_NAMES = {
-    "loss_classifier": "cls",
-    "loss_box_reg": "box",
-    "loss_objectness": "obj",
-    "loss_rpn_box_reg": "rpn",
-}
 
 
 def format_memory(memory: dict[str, float]) -> str:
@@ -76,7 +71,8 @@ class HeadlessPrinter:
                 f"{self.total_iters} iterations, {self.iters_per_epoch} per epoch{resumed}"
             )
         if isinstance(event, StepMetrics):
-            terms = " ".join(f"{SHORT_NAMES.get(k, k)} {v:.4f}" for k, v in event.losses.items())
+            # torchvision's own loss_dict keys: a log line has the room, and they are what users grep for.
+            terms = " ".join(f"{loss_label(k)} {v:.4f}" for k, v in event.losses.items())
             speed = 1.0 / event.iter_time if event.iter_time > 0 else 0.0
             eta = format_duration((self.total_iters - event.iter) * event.iter_time) if self.total_iters else "?"
             return (

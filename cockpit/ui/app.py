@@ -21,7 +21,6 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from cockpit.config import Config
@@ -54,11 +53,14 @@ from cockpit.ui.modals import ConfirmScreen, ErrorScreen, HelpScreen, NaNScreen,
 from cockpit.ui.state import CHECKLIST, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
+from cockpit.ui.widgets.footer import CockpitFooter
 from cockpit.ui.widgets.loss_plot import LossPlot
 from cockpit.ui.widgets.memory_panel import MemoryPanel
 from cockpit.ui.widgets.pane_tabs import PaneTabs
 from cockpit.ui.widgets.preview_panel import PreviewPanel
 from cockpit.ui.widgets.status_bar import StatusBar, format_lr
+
+RUN_ENDED = "The run has ended: edit the Config pane (5, enter), apply (ctrl+s), then R restarts it."
 
 PLOT_DUTY = 25
 """Plot redraws are at least PLOT_DUTY x (one plot build's time) apart (<= 4% of a core)."""
@@ -84,7 +86,10 @@ class CockpitApp(App[None]):
     # they share a grid. The class lands on the screen, the layout lives in cockpit.tcss.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
 
+    # q and ? first: the footer pins them left so a narrow terminal never hides them.
     BINDINGS = [
+        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit (asks first)", id="quit"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key", id="help"),
         Binding("p,space", "toggle_pause", "Pause/Resume", tooltip="Pause or resume training", id="pause"),
         Binding("plus", "lr_up", "LR×2", key_display="+", tooltip="Multiply the LR by the factor", id="lr_up"),
         Binding("minus", "lr_down", "LR÷2", key_display="-", tooltip="Divide the LR by the factor", id="lr_down"),
@@ -101,9 +106,14 @@ class CockpitApp(App[None]):
             for i, (_, title) in enumerate(PANES, start=1)
         ),
         Binding("f", "maximize_pane", "Max", tooltip="Maximise the focused pane (again to restore)", id="maximize"),
-        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit", id="quit"),
-        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key", id="help"),
-        Binding("ctrl+q", "quit_cockpit", "Quit", show=False, priority=True),
+        Binding("R", "restart_run", "Restart", key_display="R",
+                tooltip="Restart with the edited config (after ctrl+s in the Config pane says 'needs restart')",
+                id="restart"),
+        # Not priority: while the Config pane is editing, its own ctrl+q (shown there) answers.
+        Binding("ctrl+q", "quit_cockpit", "Quit", show=False),
+        # Textual's ctrl+c only says how to quit; here it quits like q (asking first).
+        Binding("ctrl+c", "quit_cockpit", "Quit", show=False),
+        Binding("f1", "help", "Help", show=False),
     ]
 
     # Actions that only make sense while the main screen is showing.
@@ -111,8 +121,12 @@ class CockpitApp(App[None]):
         {
             "toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "report",
             "next_preview", "prev_preview", "next_pane", "previous_pane", "focus_pane",
-            "maximize_pane", "quit_cockpit", "help",
+            "maximize_pane", "quit_cockpit", "help", "restart_run",
         }
+    )
+    # Actions that send a command to the engine: gone from the footer once the run ended.
+    _ENGINE_ACTIONS = frozenset(
+        {"toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "next_preview", "prev_preview"}
     )
 
     def __init__(
@@ -142,6 +156,7 @@ class CockpitApp(App[None]):
         self._last_plot = 0.0
         self._quitting = False
         self._active_pane = 0
+        self._ended = False
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -172,7 +187,7 @@ class CockpitApp(App[None]):
             yield self.memory_panel
             yield self.checklist_panel
             yield self.config_editor
-        yield Footer()
+        yield CockpitFooter(compact=True)
 
     def on_mount(self) -> None:
         self.preview_panel.show(None, self.model.class_name)
@@ -212,6 +227,9 @@ class CockpitApp(App[None]):
             more = f" (+{len(batch) - 1} more like it)" if len(batch) > 1 else ""
             severity = "error" if category == "oom_retry" else "warning"
             self.notify(f"{last.message}{more}", title=f"Warning (it {last.iter})", severity=severity, timeout=6)
+        if self.model.state.is_terminal != self._ended:
+            self._ended = self.model.state.is_terminal
+            self.refresh_bindings()  # the engine keys leave the footer once the run ended
         self._schedule_flush()
 
     def _react(self, event: Event) -> None:
@@ -232,7 +250,8 @@ class CockpitApp(App[None]):
                 words = "stopped" if event.outcome == "stopped" else "finished"
                 self.notify(f"Run {words} at iteration {event.iter}. q quits.", title=f"Run {words}", timeout=8)
         elif isinstance(event, CheckpointSaved):
-            self.notify(f"{event.path}", title=f"Checkpoint saved (it {event.iter})", timeout=4)
+            # Routine: the status bar says "saved it N"; a toast would cover the panes every epoch.
+            self.log.info(f"checkpoint saved at iteration {event.iter}: {event.path}")
         elif isinstance(event, CommandAck) and not event.ok:
             self.notify(event.message or "refused", title=f"{event.command}: not applied", severity="warning")
         elif isinstance(event, LRChanged) and LRSource(event.source) is not LRSource.SCHEDULE:
@@ -291,8 +310,7 @@ class CockpitApp(App[None]):
     def send(self, command: Command) -> bool:
         """Send ``command`` unless the run is over (then say so)."""
         if self.model.state.is_terminal:
-            self.notify("The run has ended; restart it from the Config pane.", title=f"{command.name}: not sent",
-                        severity="warning")
+            self.notify(RUN_ENDED, title=f"{command.name}: not sent", severity="warning")
             return False
         self.link.send(command)
         return True
@@ -301,16 +319,30 @@ class CockpitApp(App[None]):
     def key_bindings(cls) -> list[Binding]:
         """The app's bindings, a subclass's replacing a base's on the same key (as Textual merges them)."""
         merged: dict[str, Binding] = {}
-        for base in reversed(cls.__mro__):
+        # Most derived first, so each class's own order (q and ? first) leads the list.
+        for base in cls.__mro__:
             for binding in base.__dict__.get("BINDINGS", []):
                 if isinstance(binding, Binding):
-                    merged[binding.key] = binding
+                    merged.setdefault(binding.key, binding)
         return list(merged.values())
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def unavailable(self, action: str) -> str | None:
+        """Why ``action`` cannot run now (None when it can): one rule for keys, footer and palette."""
         if action in self._MAIN_ACTIONS and isinstance(self.screen, ModalScreen):
-            return False
-        return True
+            return "close the dialog first"
+        if self.config_editor.is_mounted and self.config_editor.editing and action in self._MAIN_ACTIONS:
+            return "the Config pane is editing (esc stops editing)"
+        if action in self._ENGINE_ACTIONS and self.model.state.is_terminal:
+            return RUN_ENDED
+        if action == "restart_run":
+            if self.engine_factory is None:
+                return "this cockpit cannot restart the run; restart it from the shell"
+            if self.config_editor.pending_restart is None:
+                return "nothing to restart with: edit the Config pane (5, enter) and apply it (ctrl+s) first"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.unavailable(action) is None
 
     def action_toggle_pause(self) -> None:
         if self.model.state is RunState.PAUSED:
@@ -350,13 +382,15 @@ class CockpitApp(App[None]):
 
     def action_help(self) -> None:
         names = {"plus": "+", "minus": "-", "question_mark": "?"}
-        keys = [
-            (" / ".join(names.get(k, k) for k in binding.key.split(",")), binding.tooltip or binding.description)
-            for binding in self.key_bindings()
-            if not binding.key.isdigit() and binding.key != "ctrl+q"
-        ]
-        keys.insert(-3, ("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
-        self.push_screen(HelpScreen(keys))
+        by_action: dict[str, tuple[list[str], str]] = {}
+        for binding in self.key_bindings():
+            if binding.action.startswith("focus_pane"):
+                continue
+            keys, text = by_action.setdefault(binding.action, ([], binding.tooltip or binding.description))
+            keys.extend(names.get(k, k) for k in binding.key.split(","))
+        rows = [(" / ".join(keys), text) for keys, text in by_action.values()]
+        rows.append(("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
+        self.push_screen(HelpScreen(rows))
 
     # -- panes --------------------------------------------------------------------------
     def pane(self, index: int) -> Widget:
@@ -439,6 +473,9 @@ class CockpitApp(App[None]):
         if self.send(ApplyPatch(dict(message.changes))):
             self.config = self.config.copy_with(message.changes)
 
+    def action_restart_run(self) -> None:
+        self.config_editor.action_restart()
+
     @on(ConfigEditor.RestartRequested)
     def _restart_requested(self, message: ConfigEditor.RestartRequested) -> None:
         if self.engine_factory is None:
@@ -446,20 +483,25 @@ class CockpitApp(App[None]):
                         title="Restart not available", severity="warning")
             return
         config = message.config
+        ended = self.model.state.is_terminal
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.notify("Stopping this run (saving a checkpoint)…", title="Restarting", timeout=4)
+                if not ended:
+                    self.notify("Stopping this run (saving a checkpoint)…", title="Restarting", timeout=4)
                 self._restart(config)
 
-        self.push_screen(
-            ConfirmScreen(
-                "Restart with the edited config?",
-                "This run stops at the next iteration boundary and saves a checkpoint; a new run "
-                "starts from that checkpoint with the edited config.",
-            ),
-            confirmed,
-        )
+        self.push_screen(ConfirmScreen("Restart with the edited config?", self._restart_detail(ended)), confirmed)
+
+    def _restart_detail(self, ended: bool) -> str:
+        """What a restart will do, true for a running run and for one that has ended."""
+        if not ended:
+            return ("This run stops at the next iteration boundary and saves a checkpoint; a new run "
+                    "starts from that checkpoint with the edited config.")
+        checkpoint = self.bridge.last_checkpoint if self.bridge is not None else None
+        if checkpoint is None:
+            return "This run has ended without a checkpoint; a new run starts from scratch with the edited config."
+        return f"This run has ended; a new run starts from its last checkpoint ({checkpoint}) with the edited config."
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="restart")
     def _restart(self, config: Config) -> None:
@@ -561,18 +603,32 @@ class CockpitApp(App[None]):
     # -- command palette ----------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        listed: set[str] = set()
         for binding in self.key_bindings():
-            if binding.key in ("ctrl+q",) or binding.action.startswith("focus_pane"):
+            if binding.action in listed or binding.action.startswith("focus_pane"):
                 continue
+            listed.add(binding.action)
             key = binding.key_display or binding.key.split(",")[0]
             yield SystemCommand(
                 f"{binding.description} ({key})",
                 binding.tooltip or binding.description,
-                lambda action=binding.action: self.run_action(action),
+                lambda action=binding.action, title=binding.description: self._run_from_palette(action, title),
             )
         for number, (_, title) in enumerate(PANES, start=1):
             yield SystemCommand(f"Go to {title} ({number})", f"Focus the {title} pane",
                                 lambda n=number: self.action_focus_pane(n))
+
+
+    def _run_from_palette(self, action: str, title: str) -> None:
+        self.call_later(self._palette_action, action, title)
+
+    async def _palette_action(self, action: str, title: str) -> None:
+        # The palette lists every action; one that cannot run now says why instead of doing nothing.
+        reason = self.unavailable(action)
+        if reason is not None:
+            self.notify(reason, title=f"{title}: not now", severity="warning")
+            return
+        await self.run_action(action)
 
 
 def create_app(

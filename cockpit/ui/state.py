@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cockpit.diagnostics.checklist import Checklist, ChecklistRow
+from cockpit.loss_names import SHORT_NAMES as _SHORT_NAMES
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
@@ -43,13 +44,8 @@ TERMS: tuple[str, ...] = ("loss_classifier", "loss_box_reg", "loss_objectness", 
 """The four Faster R-CNN loss terms, in the order torchvision returns them."""
 TOTAL = "loss"
 SERIES: tuple[str, ...] = TERMS + (TOTAL,)
-SHORT_NAMES: dict[str, str] = {
-    "loss_classifier": "cls",
-    "loss_box_reg": "box",
-    "loss_objectness": "obj",
-    "loss_rpn_box_reg": "rpn",
-    "loss": "total",
-}
+SHORT_NAMES = _SHORT_NAMES
+"""Short labels of the series (``cockpit.loss_names``: rpn_obj / rpn_box, never a bare rpn)."""
 
 SMOOTHING: tuple[float, ...] = (0.0, 0.6, 0.9, 0.98)
 """EMA factors the plot cycles through; 0 = raw (min/max envelope)."""
@@ -311,6 +307,7 @@ class CockpitState:
         self.checklist = Checklist()
         self.preview: PreviewReady | None = None
         self.last_checkpoint: str | None = None
+        self.last_checkpoint_iter: int | None = None
         self.last_error: RunError | None = None
         self.outcome: str | None = None
         self.warnings: deque[RunWarning] = deque(maxlen=50)
@@ -403,6 +400,7 @@ class CockpitState:
 
     def _on_CheckpointSaved(self, event: CheckpointSaved) -> set[str]:
         self.last_checkpoint = event.path
+        self.last_checkpoint_iter = event.iter
         return {STATUS}
 
     def _on_CommandAck(self, event: CommandAck) -> set[str]:

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 PANE_KEYS: tuple[tuple[str, str, str], ...] = (
-    ("Losses", "c x o v t", "show/hide cls, box, obj, rpn, total"),
+    ("Losses", "c x o v t", "show/hide loss_classifier (cls), loss_box_reg (box), loss_objectness (rpn_obj), loss_rpn_box_reg (rpn_box), total"),
     ("Losses", "g / m / w", "log scale / EMA smoothing / window (all, last N it)"),
     ("Checklist", "↑ ↓", "pick a row to see evidence, cause and fix"),
     ("Preview", "d", "GT + predictions / GT only / predictions only"),
@@ -37,12 +37,13 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         lines = [Content.styled("Everywhere", "bold $text-primary")]
+        column = max([14] + [len(key) + 2 for key, _ in self.keys])
         for key, description in self.keys:
-            lines.append(Content.assemble((f"  {key:<14}", "bold"), description))
+            lines.append(Content.assemble((f"  {key:<{column}}", "bold"), description))
         lines.append(Content(""))
         lines.append(Content.styled("In a focused pane", "bold $text-primary"))
         for pane, key, description in PANE_KEYS:
-            lines.append(Content.assemble((f"  {key:<14}", "bold"), (f"{pane:<10}", "$text-muted"), description))
+            lines.append(Content.assemble((f"  {key:<{column}}", "bold"), (f"{pane:<10}", "$text-muted"), description))
         lines.append(Content(""))
         lines.append(Content.styled("ctrl+p opens the command palette: every action by name. esc closes this.", "$text-muted"))
         with VerticalScroll() as box:

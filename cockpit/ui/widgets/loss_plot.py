@@ -26,7 +26,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from cockpit.ui.state import SERIES, SHORT_NAMES, SMOOTHING, WINDOWS, LossHistory
+from cockpit.loss_names import SHORT_NAMES, loss_label
+from cockpit.ui.state import SERIES, SMOOTHING, WINDOWS, LossHistory
 
 # One key and one colour per series. The colours are the 16 ANSI ones (and "default", the
 # terminal's own foreground), which every terminal maps to something readable on its own
@@ -168,19 +169,17 @@ class LossPlot(Vertical, can_focus=True):
 
     # -- drawing ------------------------------------------------------------------------
     def legend(self) -> Content:
-        parts: list[Content] = []
-        latest = self.history.latest
-        for name in SERIES:
-            key = SERIES_KEYS[name]
-            value = latest.get(name)
-            number = "--" if value is None else f"{value:.3f}" if math.isfinite(value) else str(value)
-            if name in self.hidden:
-                parts.append(Content.styled(f"{key} ○ {SHORT_NAMES[name]}", "$text-muted strike"))
-            else:
-                parts.append(
-                    Content.assemble((f"{key} ", "$text-muted"), ("● " + SHORT_NAMES[name], LEGEND_STYLES[name]), f" {number}")
-                )
-        extras: list[Content] = []
+        """The four terms on one line; the total, AP50 and the plot options below.
+
+        torchvision's names when the four fit the pane on one line, their short forms when not."""
+        width = self.content_region.width if self.is_mounted else 0
+        terms = SERIES[:-1]
+        line = None
+        for short, gap in ((False, "  "), (False, " "), (True, "  ")):
+            line = Content(gap).join(self._legend_entry(name, short) for name in terms)
+            if width and line.cell_length <= width:
+                break
+        extras: list[Content] = [self._legend_entry(SERIES[-1], True)]
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
         extras.append(Content.styled(
@@ -189,7 +188,21 @@ class LossPlot(Vertical, can_focus=True):
             f"w {f'last {self.window} it' if self.window else 'all'}",
             "$text-muted",
         ))
-        return Content("\n").join([Content("  ").join(parts), Content("  ").join(extras)])
+        return Content("\n").join([line, Content("  ").join(extras)])
+
+    def _legend_entry(self, name: str, short: bool) -> Content:
+        key, label = SERIES_KEYS[name], loss_label(name, short)
+        # Short names get a colour dot to be seen; the long ones carry the colour themselves.
+        mark = "● " if short else ""
+        if name in self.hidden:
+            return Content.styled(f"{key} {'○ ' if short else ''}{label}", "$text-muted strike")
+        value = self.history.latest.get(name)
+        number = "--" if value is None else f"{value:.3f}" if math.isfinite(value) else str(value)
+        return Content.assemble((f"{key} ", "$text-muted"), (mark + label, LEGEND_STYLES[name]), f" {number}")
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self.query_one(".legend", Static).content = self.legend()
 
     def draw(self, width: int, height: int) -> Text:
         """The chart for a ``width`` x ``height`` canvas: y labels, braille curves, AP50 axis, x labels."""
