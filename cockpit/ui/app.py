@@ -303,6 +303,8 @@ class CockpitApp(App[None]):
                 self.memory_panel.show_state(self.model)
             if CHECKLIST in dirty:
                 self.checklist_panel.show_state(self.model)
+            elif STATUS in dirty:
+                self.checklist_panel.show_iteration(self.model.iter)
             if PREVIEW in dirty:
                 self.preview_panel.show(self.model.preview, self.model.class_name)
 

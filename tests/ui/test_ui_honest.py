@@ -209,3 +209,21 @@ async def test_loss_legend_uses_torchvision_names_where_they_fit(make_app, width
             assert name in first
         for name in absent:
             assert name not in legend
+
+
+async def test_checklist_detail_of_an_ok_rule_is_current(make_app):
+    from cockpit.engine.events import StepMetrics
+
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        rows = [row.rule for row in app.checklist_panel._rows]
+        for _ in range(rows.index("nonfinite_loss")):
+            await pilot.press("down")
+        await settle(pilot)
+        details = str(app.query_one("#checklist .details").render())
+        assert "all finite (at it 10)" in details and "Still OK at it 240" in details
+        fake.emit(StepMetrics(iter=250, epoch=3, loss=0.5, losses={"loss_classifier": 0.5}, lr=0.005, time=0.0))
+        await settle(pilot)
+        assert "Still OK at it 250" in str(app.query_one("#checklist .details").render())
