@@ -11,6 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+# One rule, also in README: 0 the command did its job (a run finished or was stopped, a
+# check passed); 1 the data or the run failed (pre-flight errors, data that cannot be found
+# or read, a failed run or detach); 2 the command could not be used as given: bad
+# arguments, a config that does not parse or validate, a path named on the command line
+# (--resume, a run directory) that is not there.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -206,7 +211,7 @@ def _cmd_preview(args) -> int:
         return print_preview(config, args.split, args.index, width=args.width)
     except DatasetError as error:
         _error(str(error))
-        return EXIT_USAGE
+        return EXIT_FAILED
 
 
 def _cmd_run(args) -> int:
@@ -237,6 +242,11 @@ def _cmd_run(args) -> int:
         _error(str(error))
         return EXIT_USAGE
     preflight = None
+    if args.no_check:
+        missing = _missing_data_path(config)
+        if missing is not None:
+            _error(f"{missing} (--no-check skips the data scan, not this)")
+            return EXIT_FAILED
     if not args.no_check and rank == "0":
         report, ok = _preflight(config, quiet_ok=True)
         if not ok:
@@ -258,7 +268,10 @@ def _cmd_run(args) -> int:
     if headless:
         from cockpit.engine.session import run_headless
 
-        return run_headless(trainer)
+        code = run_headless(trainer)
+        if rank == "0":
+            _print_exit_summary(trainer.run_dir, args.config)
+        return code
     from cockpit.ui.app import create_app
     from cockpit.engine.session import engine_factory
 
@@ -276,17 +289,46 @@ def _cmd_run(args) -> int:
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
     link.close(timeout=60)
+    # A restarted run's edits live in its own config.toml: resume from that.
+    config_path = args.config if link is trainer or link.run_dir is None else link.run_dir / "config.toml"
+    _print_exit_summary(link.run_dir, config_path)
     return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
+
+
+def _missing_data_path(config) -> str | None:
+    """The first data file or folder the config names that does not exist, said in one line.
+
+    ``--no-check`` skips scanning every target, but a run whose data cannot even be found
+    would only fail at start-up with the same reason repeated; refuse it here instead."""
+    keys = {"coco": ("train", "val", "train_images", "val_images"), "masks": ("train", "val")}
+    for key in keys.get(config.data.format, ()):
+        value = getattr(config.data, key, None)
+        if not value:
+            continue
+        path = config.resolve_path(value)
+        if path is not None and not path.exists():
+            return f"data.{key}: {path} does not exist"
+    return None
+
+
+def _print_exit_summary(run_dir, config_path) -> None:
+    """Where the run is, its last checkpoint and best AP, and the commands to go on."""
+    if run_dir is None:
+        return
+    from cockpit.exit_summary import exit_lines
+
+    print("\n".join(exit_lines(run_dir, config_path)), flush=True)
 
 
 def _record_process(trainer) -> None:
     """server.json with this pid, so `cockpit ls` can tell this run's running from stale."""
     if trainer.run_dir is None:
         return
-    from cockpit.remote.runs import write_server_info
+    from cockpit.remote.runs import remember_output_dir, write_server_info
 
     try:
         write_server_info(trainer.run_dir, socket=None)
+        remember_output_dir(trainer.run_dir)
     except OSError as error:
         _error(f"cannot write {trainer.run_dir}/server.json: {error.strerror}")
 
@@ -313,15 +355,19 @@ def _run_detached(args, preflight) -> int:
 
 
 def _cmd_ls(args) -> int:
-    from cockpit.remote.runs import default_runs, find_runs, format_table
+    from cockpit.remote.runs import default_runs, find_runs, format_table, remembered_output_dirs
 
     if args.output_dir is not None and not args.output_dir.is_dir():
         _error(f"{args.output_dir}: no such directory")
         return EXIT_USAGE
     runs = find_runs(args.output_dir) if args.output_dir is not None else default_runs()
     if not runs:
-        where = args.output_dir if args.output_dir is not None else "./runs"
-        print(f"no runs under {where}")
+        if args.output_dir is not None:
+            print(f"no runs under {args.output_dir}")
+        else:
+            looked = ", ".join(["./runs", *(str(p) for p in remembered_output_dirs())])
+            print(f"no runs under {looked}, and no detached runs; "
+                  "name the folder (a config's run.output_dir): cockpit ls OUTPUT_DIR")
         return EXIT_OK
     print(format_table(runs))
     return EXIT_OK
@@ -361,7 +407,10 @@ def _cmd_attach(args) -> int:
     app.run()
     link.close(timeout=5)
     if not link.read_only_reason and not link.state.is_terminal:
-        print(f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})")
+        if link.state.value == "PAUSED":
+            print(f"detached from {run_dir}; the run stays paused until resumed (cockpit attach {run_dir}, then p)")
+        else:
+            print(f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})")
     return EXIT_OK
 
 

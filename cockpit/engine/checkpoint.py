@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from cockpit.filemode import make_ordinary
+
 
 class CheckpointError(Exception):
     """A checkpoint cannot be written or read; the message says which and why."""
@@ -36,6 +38,7 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        make_ordinary(fd)  # the same mode as the rest of the run directory, not mkstemp's 0600
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
             handle.flush()

@@ -46,10 +46,18 @@ class HeadlessPrinter:
         self.epochs = 0
 
     def __call__(self, event: Event) -> None:
-        line = self.format(event)
+        if isinstance(event, RunError) and event.fatal:
+            # The run's end line gives the reason once; the traceback is for bug reports,
+            # so it goes to the log file (or, with none, to the stream, which then is the log).
+            self._write(f"error: {event.summary}\n{event.traceback.rstrip()}" if event.traceback else None,
+                        log_only=self.log is not None)
+            return
+        self._write(self.format(event))
+
+    def _write(self, line: str | None, log_only: bool = False) -> None:
         if line is None:
             return
-        for handle in (self.stream, self.log):
+        for handle in (self.log,) if log_only else (self.stream, self.log):
             if handle is not None:
                 handle.write(line + "\n")
                 handle.flush()
@@ -90,6 +98,8 @@ class HeadlessPrinter:
         if isinstance(event, CheckpointSaved):
             return f"checkpoint {event.path} ({event.reason})"
         if isinstance(event, StateChanged):
+            if event.state.value == "FAILED":
+                return None  # the "run failed" line that follows says it once
             reason = f": {event.reason}" if event.reason else ""
             return f"state {event.state.value}{reason}"
         if isinstance(event, RunWarning):

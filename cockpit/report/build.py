@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from cockpit.filemode import make_ordinary
 from cockpit.report.content import build_document
 from cockpit.report.export import write_metrics_csv
 from cockpit.report.html import render_html
@@ -33,6 +34,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     # A reader (a browser refreshing, a second `r` press) never sees half a file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        make_ordinary(fd)  # mkstemp's 0600 would keep a colleague from opening the report
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)

@@ -110,3 +110,13 @@ def test_copy_with_validates(tmp_path):
     assert config.copy_with({"optim.lr": 0.1}).optim.lr == 0.1
     with pytest.raises(Exception):
         config.copy_with({"optim.lr": -1})
+
+
+def test_a_bad_set_value_is_reported_as_coming_from_set(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[optim]\nlr = 0.01\n", overrides=["optim.lr=abc"])
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("--set optim.lr=abc: optim.lr:") and "line" not in line
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[optim]\nlr = 0.01\n", overrides=["optim.lrr=1"])
+    assert str(caught.value).startswith("--set optim.lrr=1: optim.lrr: unknown key (did you mean 'lr'?)")
