@@ -343,7 +343,9 @@ class Trainer:
         )
         self._publish_preflight()
         if self.val_set is not None and len(self.val_set) > 0:
-            self.publish_preview(0, predict=self._resume_checkpoint is not None)
+            from cockpit.engine.preview import first_with_objects
+
+            self.publish_preview(first_with_objects(self.val_set), predict=self._resume_checkpoint is not None)
 
     def _publish_preflight(self) -> None:
         """The pre-flight verdicts as flag events, so the checklist shows them from the start."""
