@@ -327,7 +327,7 @@ def _record_process(trainer) -> None:
     from cockpit.remote.runs import remember_output_dir, write_server_info
 
     try:
-        write_server_info(trainer.run_dir, socket=None)
+        write_server_info(trainer.run_dir, socket=None, config_dir=getattr(trainer.config, "base_dir", None))
         remember_output_dir(trainer.run_dir)
     except OSError as error:
         _error(f"cannot write {trainer.run_dir}/server.json: {error.strerror}")

@@ -115,10 +115,15 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
     return start is None or len(fields) <= 19 or fields[19] == start
 
 
-def write_server_info(run_dir: Path, socket: Path | None, pid: int | None = None) -> dict[str, Any]:
-    """Write ``server.json`` (atomically) for the process that trains this run."""
+def write_server_info(run_dir: Path, socket: Path | None, pid: int | None = None,
+                      config_dir: Path | None = None) -> dict[str, Any]:
+    """Write ``server.json`` (atomically) for the process that trains this run.
+
+    ``config_dir``: the folder the config's relative data paths start from (the run's
+    ``config.toml`` keeps them relative), so ``cockpit report`` can find the val images."""
     pid = os.getpid() if pid is None else pid
     info = {
+        "config_dir": str(Path(config_dir).resolve()) if config_dir is not None else None,
         "version": 1,
         "pid": pid,
         "process_start": process_start(pid),

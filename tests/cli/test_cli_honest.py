@@ -50,6 +50,14 @@ def test_a_short_headless_run_says_where_it_is_and_is_found_by_ls(tmp_path):
     # Every file in the run directory, report included, gets the ordinary mode of the umask.
     report = cockpit("report", str(run_dir), env=env)
     assert report.returncode == 0, report.stderr
+    # The previews are the checkpoint's own predictions, several val images with objects,
+    # each captioned with the checkpoint and its iteration (not whatever was browsed last).
+    markdown = (run_dir / "report" / "report.md").read_text()
+    captions = [line for line in markdown.splitlines() if line.startswith("![") and "preview-" in line]
+    assert len(captions) >= 3, markdown[-2000:]
+    for caption in captions:
+        assert re.search(r"predicted by checkpoints/(best|last)\.pt \(iteration 4\)", caption), caption
+        assert re.search(r"[1-9]\d* ground-truth box", caption), caption
     umask = os.umask(0o022)
     os.umask(umask)
     for path in run_dir.rglob("*"):

@@ -24,3 +24,20 @@ def test_lr_change_labels_never_overlap():
     for a, b in itertools.combinations(boxes, 2):
         assert not a.overlaps(b)
     assert plots.to_png(figure).startswith(b"\x89PNG")
+
+
+def test_saved_previews_say_when_they_were_predicted_when_no_checkpoint_can_predict(tmp_path):
+    from report_fixtures import make_finished_run
+
+    from cockpit.report.previews import preview_images
+    from cockpit.report.rundir import read_run_dir
+
+    import json
+
+    run_dir = make_finished_run(tmp_path)  # its checkpoints are not torch files
+    sidecar = run_dir / "previews" / "val-0.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "iter": 111}))
+    images, note = preview_images(read_run_dir(run_dir))
+    assert images and "could not predict" in note and "\n" not in note
+    (image,) = images
+    assert "predicted at iteration 111" in image.caption
