@@ -373,6 +373,13 @@ def _cmd_ls(args) -> int:
     return EXIT_OK
 
 
+def detach_message(run_dir, state: str) -> str:
+    """What is true of the run a cockpit just detached from (``state``: the RunState value)."""
+    if state == "PAUSED":
+        return f"detached from {run_dir}; the run stays paused until resumed (cockpit attach {run_dir}, then p)"
+    return f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})"
+
+
 def _cmd_attach(args) -> int:
     from cockpit.config import ConfigError, load_config
     from cockpit.remote.client import AttachError, RemoteLink
@@ -407,10 +414,7 @@ def _cmd_attach(args) -> int:
     app.run()
     link.close(timeout=5)
     if not link.read_only_reason and not link.state.is_terminal:
-        if link.state.value == "PAUSED":
-            print(f"detached from {run_dir}; the run stays paused until resumed (cockpit attach {run_dir}, then p)")
-        else:
-            print(f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})")
+        print(detach_message(run_dir, link.state.value))
     return EXIT_OK
 
 

@@ -111,3 +111,20 @@ def test_preview_fits_the_terminal_height(tmp_path):
         assert result.returncode == 0, result.stderr
         used = sum(max(1, -(-len(line) // columns)) for line in result.stdout.splitlines())
         assert used <= rows - 1, (columns, rows, used)
+
+
+def test_the_detach_message_says_what_is_true_of_the_run():
+    from cockpit.cli import detach_message
+
+    assert "stays paused" in detach_message("runs/r", "PAUSED") and "goes on" not in detach_message("runs/r", "PAUSED")
+    assert "the run goes on" in detach_message("runs/r", "RUNNING")
+
+
+def test_exit_lines_without_checkpoint_or_eval_say_so(tmp_path):
+    from cockpit.exit_summary import exit_lines
+
+    (tmp_path / "events.jsonl").write_text('{"kind": "finished", "outcome": "stopped", "iter": 3}\n{"kind": "chec')
+    lines = exit_lines(tmp_path, None)
+    assert lines[0] == f"run dir:    {tmp_path} (stopped at iteration 3)"
+    assert "checkpoint: none written" in lines and "best AP50:  no evaluation yet" in lines
+    assert not any(line.startswith("resume:") for line in lines)  # nothing to resume from
