@@ -270,7 +270,7 @@ def _cmd_run(args) -> int:
 
         code = run_headless(trainer)
         if rank == "0":
-            _print_exit_summary(trainer.run_dir, args.config)
+            _print_exit_summary(trainer.run_dir, args.config, _given_overrides(args))
         return code
     from cockpit.ui.app import create_app
     from cockpit.engine.session import engine_factory
@@ -289,9 +289,11 @@ def _cmd_run(args) -> int:
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
     link.close(timeout=60)
-    # A restarted run's edits live in its own config.toml: resume from that.
-    config_path = args.config if link is trainer or link.run_dir is None else link.run_dir / "config.toml"
-    _print_exit_summary(link.run_dir, config_path)
+    # Edits made in the Config pane (live or by a restart) go into the resume command as
+    # --set: the run folder's config.toml keeps data paths relative to the original file.
+    from cockpit.ui.widgets.config_editor import config_changes
+
+    _print_exit_summary(link.run_dir, args.config, {**_given_overrides(args), **config_changes(config, app.config)})
     return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
 
 
@@ -311,13 +313,20 @@ def _missing_data_path(config) -> str | None:
     return None
 
 
-def _print_exit_summary(run_dir, config_path) -> None:
+def _given_overrides(args) -> dict:
+    """The ``--set`` values of this command, for the resume command it prints."""
+    from cockpit.config.loader import parse_override
+
+    return dict(parse_override(item) for item in args.overrides)
+
+
+def _print_exit_summary(run_dir, config_path, changes=None) -> None:
     """Where the run is, its last checkpoint and best AP, and the commands to go on."""
     if run_dir is None:
         return
     from cockpit.exit_summary import exit_lines
 
-    print("\n".join(exit_lines(run_dir, config_path)), flush=True)
+    print("\n".join(exit_lines(run_dir, config_path, changes)), flush=True)
 
 
 def _record_process(trainer) -> None:

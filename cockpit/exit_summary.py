@@ -60,8 +60,24 @@ def summarize(run_dir: Path) -> RunSummary:
     return RunSummary(Path(run_dir), outcome, iteration, checkpoint, checkpoint_iter, best, best_ap, best_iter)
 
 
-def exit_lines(run_dir: Path, config_path: Path | None) -> list[str]:
-    """The lines printed on exit: run dir, last checkpoint, best AP, report and resume commands."""
+def set_flags(changes: dict[str, object]) -> list[str]:
+    """``--set section.key=value`` arguments (TOML values, shell-quoted) for ``changes``."""
+    import tomli_w
+
+    flags = []
+    for key, value in sorted(changes.items()):
+        if value is None:
+            continue
+        text = tomli_w.dumps({"v": value}).strip()[len("v = "):]
+        flags += ["--set", shlex.quote(f"{key}={text}")]
+    return flags
+
+
+def exit_lines(run_dir: Path, config_path: Path | None, changes: dict[str, object] | None = None) -> list[str]:
+    """The lines printed on exit: run dir, last checkpoint, best AP, report and resume commands.
+
+    ``changes``: config fields edited in the cockpit since it started (``{"data.batch_size": 2}``),
+    passed on as ``--set`` so the resume command continues with them."""
     facts = summarize(run_dir)
     where = shlex.quote(str(run_dir))
     lines = [f"run dir:    {run_dir}" + (f" ({facts.outcome} at iteration {facts.iteration})" if facts.outcome else "")]
@@ -76,5 +92,6 @@ def exit_lines(run_dir: Path, config_path: Path | None) -> list[str]:
         lines.append("best AP50:  no evaluation yet")
     lines.append(f"report:     cockpit report {where}")
     if facts.checkpoint and config_path is not None:
-        lines.append(f"resume:     cockpit run {shlex.quote(str(config_path))} --resume {where}")
+        flags = " ".join(set_flags(changes or {}))
+        lines.append(f"resume:     cockpit run {shlex.quote(str(config_path))}{' ' + flags if flags else ''} --resume {where}")
     return lines

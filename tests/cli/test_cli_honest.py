@@ -41,7 +41,10 @@ def test_a_short_headless_run_says_where_it_is_and_is_found_by_ls(tmp_path):
     assert f"run dir:    {run_dir} (finished at iteration 4)" in tail
     assert f"checkpoint: {run_dir}/checkpoints/last.pt (iteration 4)" in tail
     assert re.search(r"best AP50:  \d\.\d{3}, AP \d\.\d{3} \(iteration 4\)", tail)
-    assert f"cockpit report {run_dir}" in tail and f"cockpit run {config} --resume {run_dir}" in tail
+    assert f"cockpit report {run_dir}" in tail
+    # The resume command repeats this command's --set values (sorted), so it continues the same run.
+    assert (f"cockpit run {config} --set eval.every_epochs=0 --set run.log_every=2 --set run.max_iters=4 "
+            f"--set 'run.output_dir=\"{out}\"' --resume {run_dir}") in tail
 
     # `cockpit ls` from another folder (no ./runs there) finds the run just made.
     listing = cockpit("ls", cwd=tmp_path, env=env)
@@ -128,3 +131,15 @@ def test_exit_lines_without_checkpoint_or_eval_say_so(tmp_path):
     assert lines[0] == f"run dir:    {tmp_path} (stopped at iteration 3)"
     assert "checkpoint: none written" in lines and "best AP50:  no evaluation yet" in lines
     assert not any(line.startswith("resume:") for line in lines)  # nothing to resume from
+
+
+def test_the_resume_command_carries_the_edits_made_in_the_cockpit(tmp_path):
+    from cockpit.exit_summary import exit_lines
+
+    (tmp_path / "events.jsonl").write_text(
+        '{"kind": "checkpoint", "iter": 60, "path": "ck/last.pt"}\n{"kind": "finished", "outcome": "stopped", "iter": 61}\n'
+    )
+    lines = exit_lines(tmp_path, SAMPLE / "shapes.toml", {"data.batch_size": 2, "run.name": "my run"})
+    resume = next(line for line in lines if line.startswith("resume:"))
+    assert resume == (f"resume:     cockpit run {SAMPLE / 'shapes.toml'} --set data.batch_size=2 "
+                      f"--set 'run.name=\"my run\"' --resume {tmp_path}")

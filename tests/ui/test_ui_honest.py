@@ -58,7 +58,7 @@ async def test_footer_shows_what_the_keys_do_now_in_the_config_pane(make_app):
         await pilot.press("5")
         await settle(pilot)
         browsing = footer_keys(app)
-        assert "enter" in browsing and "plus" in browsing and "p" in browsing and "escape" not in browsing
+        assert {"enter", "ctrl+s", "ctrl+r", "plus", "p"} <= set(browsing) and "escape" not in browsing
         await pilot.press("i")
         await settle(pilot)
         editing = footer_keys(app)
@@ -80,7 +80,7 @@ async def test_restart_has_a_key_a_palette_entry_and_a_footer_line(make_app):
         return FakeEngine(script(run_dir="runs/shapes-2", last_iter=20), run_dir="runs/shapes-2")
 
     app, fake = make_app(engine_factory=factory)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert "Restart (R)" in titles
@@ -93,6 +93,8 @@ async def test_restart_has_a_key_a_palette_entry_and_a_footer_line(make_app):
         await pilot.press("5", "ctrl+s")
         await settle(pilot)
         assert "R" in footer_keys(app)
+        await settle(pilot)
+        assert "R Restart" in visible_footer_text(app)  # pinned: a narrow footer does not cut it off
         fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
         await settle(pilot)
         await pilot.press("R")

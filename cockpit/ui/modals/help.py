@@ -14,7 +14,10 @@ PANE_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Losses", "g / m / w", "log scale / EMA smoothing / window (all, last N it)"),
     ("Checklist", "↑ ↓", "pick a row to see evidence, cause and fix"),
     ("Preview", "d", "GT + predictions / GT only / predictions only"),
-    ("Config", "ctrl+s / esc", "apply the edited TOML / leave the editor (so does tab)"),
+    ("Config", "enter / i", "start editing the TOML (until then every cockpit key works here)"),
+    ("Config", "esc", "stop editing (so does tab, to the next pane)"),
+    ("Config", "ctrl+s / ctrl+r", "apply the edited TOML / revert to the running config"),
+    ("Config", "ctrl+q / f1", "quit / help while editing (q and ? type)"),
     ("Modals", "y / n / esc", "confirm / cancel"),
 )
 

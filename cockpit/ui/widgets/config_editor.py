@@ -56,6 +56,7 @@ class ConfigEditor(Vertical):
         Binding("enter,i", "start_editing", "Edit", tooltip="Edit the TOML (esc stops editing)", id="config_edit"),
         Binding("escape", "stop_editing", "Stop editing", tooltip="Stop editing: the cockpit keys work again", id="config_stop"),
         Binding("ctrl+s", "apply", "Apply", tooltip="Validate the edited TOML and apply it", priority=True, id="config_apply"),
+        Binding("ctrl+r", "revert", "Revert", tooltip="Put the running config back in the editor", id="config_revert"),
         # While editing, q and ? type; these say how to quit and get help meanwhile.
         Binding("ctrl+q", "quit_from_editor", "Quit", tooltip="Quit (asks first)", id="config_quit"),
         Binding("f1", "help_from_editor", "Help", tooltip="Show every key", id="config_help"),
@@ -103,7 +104,7 @@ class ConfigEditor(Vertical):
         yield Static(classes="problems")
         with Horizontal(classes="buttons"):
             yield Button("Apply ^s", id="config-apply", variant="primary", compact=True)
-            yield Button("Revert", id="config-revert", compact=True)
+            yield Button("Revert ^r", id="config-revert", compact=True)
             yield Button("Restart with this config (R)", id="config-restart", variant="warning", compact=True)
 
     def on_mount(self) -> None:
