@@ -13,7 +13,7 @@ FULL_NAMES: dict[str, str] = {
     "loss_box_reg": "loss_box_reg",
     "loss_objectness": "loss_objectness",
     "loss_rpn_box_reg": "loss_rpn_box_reg",
-    "loss": "loss",
+    "loss": "total",
 }
 SHORT_NAMES: dict[str, str] = {
     "loss_classifier": "cls",

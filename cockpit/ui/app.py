@@ -106,6 +106,9 @@ class CockpitApp(App[None]):
             for i, (_, title) in enumerate(PANES, start=1)
         ),
         Binding("f", "maximize_pane", "Max", tooltip="Maximise the focused pane (again to restore)", id="maximize"),
+        Binding("N", "nan_recovery", "Recover", key_display="N",
+                tooltip="Choose a recovery for the non-finite loss: rewind and skip the batch, LR x0.1, or clip",
+                id="nan_recovery"),
         Binding("R", "restart_run", "Restart", key_display="R",
                 tooltip="Restart with the edited config (after ctrl+s in the Config pane says 'needs restart')",
                 id="restart"),
@@ -121,12 +124,13 @@ class CockpitApp(App[None]):
         {
             "toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "report",
             "next_preview", "prev_preview", "next_pane", "previous_pane", "focus_pane",
-            "maximize_pane", "quit_cockpit", "help", "restart_run",
+            "maximize_pane", "quit_cockpit", "help", "restart_run", "nan_recovery",
         }
     )
     # Actions that send a command to the engine: gone from the footer once the run ended.
     _ENGINE_ACTIONS = frozenset(
-        {"toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "next_preview", "prev_preview"}
+        {"toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "next_preview", "prev_preview",
+         "nan_recovery"}
     )
 
     def __init__(
@@ -336,6 +340,8 @@ class CockpitApp(App[None]):
             return "the Config pane is editing (esc stops editing)"
         if action in self._ENGINE_ACTIONS and self.model.state.is_terminal:
             return RUN_ENDED
+        if action == "nan_recovery" and not self.model.checklist.get("nonfinite_loss").flagged:
+            return "no non-finite loss to recover from"
         if action == "restart_run":
             if self.engine_factory is None:
                 return "this cockpit cannot restart the run; restart it from the shell"
@@ -462,9 +468,13 @@ class CockpitApp(App[None]):
             if command is not None:
                 self.send(command)
             else:
-                self.notify("Still paused. p resumes; the Checklist pane offers the recoveries.", timeout=5)
+                self.notify("Still paused. p resumes; N offers the recoveries again.", timeout=5)
 
         self.push_screen(NaNScreen(error.summary, evidence, fix), chosen)
+
+    def action_nan_recovery(self) -> None:
+        error = self.model.last_error or RunError(summary="The loss became non-finite.", traceback="", fatal=False)
+        self._offer_recovery(error)
 
     def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, summary, traceback, hint))
@@ -619,6 +629,25 @@ class CockpitApp(App[None]):
         for number, (_, title) in enumerate(PANES, start=1):
             yield SystemCommand(f"Go to {title} ({number})", f"Focus the {title} pane",
                                 lambda n=number: self.action_focus_pane(n))
+        yield from self._pane_commands()
+
+    def _pane_commands(self) -> Iterable[SystemCommand]:
+        """Each pane's own keys, by name: the palette jumps to the pane and runs the action there."""
+        names = {"plus": "+", "minus": "-", "question_mark": "?", "enter": "enter"}
+        for number, (pane_id, title) in enumerate(PANES, start=1):
+            pane = self.panes[pane_id]
+            for binding in type(pane).__dict__.get("BINDINGS", []):
+                if not isinstance(binding, Binding) or binding.action in ("quit_from_editor", "help_from_editor"):
+                    continue
+                key = names.get(binding.key.split(",")[0], binding.key.split(",")[0])
+                yield SystemCommand(
+                    f"{title}: {binding.tooltip or binding.description} ({key})", f"In the {title} pane",
+                    lambda n=number, p=pane, a=binding.action: self._pane_action(n, p, a),
+                )
+
+    def _pane_action(self, number: int, pane: Widget, action: str) -> None:
+        self.action_focus_pane(number)
+        self.call_later(self.run_action, action, pane)
 
 
     def _run_from_palette(self, action: str, title: str) -> None:

@@ -229,3 +229,37 @@ async def test_checklist_detail_of_an_ok_rule_is_current(make_app):
         fake.emit(StepMetrics(iter=250, epoch=3, loss=0.5, losses={"loss_classifier": 0.5}, lr=0.005, time=0.0))
         await settle(pilot)
         assert "Still OK at it 250" in str(app.query_one("#checklist .details").render())
+
+
+async def test_pane_keys_and_nan_recovery_are_in_the_palette(make_app):
+    from cockpit.engine.commands import RewindSkip
+    from cockpit.engine.events import FlagRaised, RunError, Severity
+
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for title in ("Losses: Log scale on/off (g)", "Preview: Show GT + predictions, GT only, or predictions only (d)",
+                      "Config: Edit the TOML (esc stops editing) (enter)", "Config: Put the running config back in the editor (ctrl+r)",
+                      "Recover (N)"):
+            assert title in titles, title
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Losses: Log scale on/off (g)")
+        command.callback()
+        await settle(pilot)
+        assert app.loss_plot.log_scale and app._active_pane == 0
+        assert "N" not in footer_keys(app)  # nothing to recover from
+        fake.respond = False
+        fake.emit(FlagRaised(rule="nonfinite_loss", title="Loss is NaN / Inf", status="FLAGGED", severity=Severity.ERROR,
+                             evidence="loss_box_reg = nan at it 250", iter=250, time=0.0))
+        fake.emit(RunError(summary="non-finite loss at it 250", traceback="", iter=250, fatal=False, time=0.0))
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "NaNScreen"
+        await pilot.press("escape")  # decide later ...
+        await settle(pilot)
+        assert "N" in footer_keys(app)
+        await pilot.press("N")  # ... by keyboard: the choices come back
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "NaNScreen"
+        await pilot.press("3")
+        await settle(pilot)
+        assert fake.commands[-1] == RewindSkip()

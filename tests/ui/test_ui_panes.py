@@ -22,7 +22,7 @@ async def test_events_update_every_pane(make_app):
             assert expected in status, expected
         losses = app.query_one("#losses")
         legend = text_of(losses.query_one(".legend"))
-        for expected in ("cls", "box", "obj", "rpn", "total", "AP50 0.610"):
+        for expected in ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "total", "AP50 0.610"):
             assert expected in legend, expected
         memory = app.query_one("#memory")
         readings = text_of(memory.query_one(".readings"))

@@ -51,6 +51,7 @@ class HelpScreen(ModalScreen[None]):
         lines.append(Content.styled("ctrl+p opens the command palette: every action by name. esc closes this.", "$text-muted"))
         with VerticalScroll() as box:
             box.border_title = "cockpit keys"
+            box.border_subtitle = "↑ ↓ pgup pgdn scroll · esc closes"
             yield Static(Content("\n").join(lines))
 
     def action_close(self) -> None:

@@ -174,12 +174,12 @@ class LossPlot(Vertical, can_focus=True):
         torchvision's names when the four fit the pane on one line, their short forms when not."""
         width = self.content_region.width if self.is_mounted else 0
         terms = SERIES[:-1]
-        line = None
+        line, short = None, True
         for short, gap in ((False, "  "), (False, " "), (True, "  ")):
             line = Content(gap).join(self._legend_entry(name, short) for name in terms)
             if width and line.cell_length <= width:
                 break
-        extras: list[Content] = [self._legend_entry(SERIES[-1], True)]
+        extras: list[Content] = [self._legend_entry(SERIES[-1], short)]
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
         extras.append(Content.styled(
