@@ -127,6 +127,8 @@ class CockpitApp(App[None]):
             "maximize_pane", "quit_cockpit", "help", "restart_run", "nan_recovery",
         }
     )
+    # Actions on printable keys: while the Config pane is editing, those keys type instead.
+    _TYPED_ACTIONS = _MAIN_ACTIONS - {"next_pane", "previous_pane"}
     # Actions that send a command to the engine: gone from the footer once the run ended.
     _ENGINE_ACTIONS = frozenset(
         {"toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "next_preview", "prev_preview",
@@ -336,7 +338,7 @@ class CockpitApp(App[None]):
         """Why ``action`` cannot run now (None when it can): one rule for keys, footer and palette."""
         if action in self._MAIN_ACTIONS and isinstance(self.screen, ModalScreen):
             return "close the dialog first"
-        if self.config_editor.is_mounted and self.config_editor.editing and action in self._MAIN_ACTIONS:
+        if self.config_editor.is_mounted and self.config_editor.editing and action in self._TYPED_ACTIONS:
             return "the Config pane is editing (esc stops editing)"
         if action in self._ENGINE_ACTIONS and self.model.state.is_terminal:
             return RUN_ENDED
