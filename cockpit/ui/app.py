@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
@@ -49,7 +48,8 @@ from cockpit.engine.events import (
 )
 from cockpit.engine.link import EngineLink
 from cockpit.ui.bridge import EngineBridge, EventsPending
-from cockpit.ui.modals import ConfirmScreen, ErrorScreen, HelpScreen, NaNScreen, SetLRScreen
+from cockpit.ui.keymap import RUN_ENDED, KeyMap
+from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
 from cockpit.ui.state import CHECKLIST, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
@@ -59,8 +59,6 @@ from cockpit.ui.widgets.memory_panel import MemoryPanel
 from cockpit.ui.widgets.pane_tabs import PaneTabs
 from cockpit.ui.widgets.preview_panel import PreviewPanel
 from cockpit.ui.widgets.status_bar import StatusBar, format_lr
-
-RUN_ENDED = "The run has ended: edit the Config pane (5, enter), apply (ctrl+s), then R restarts it."
 
 PLOT_DUTY = 25
 """Plot redraws are at least PLOT_DUTY x (one plot build's time) apart (<= 4% of a core)."""
@@ -77,10 +75,11 @@ PANES: tuple[tuple[str, str], ...] = (
 )
 
 
-class CockpitApp(App[None]):
+class CockpitApp(KeyMap, App[None]):
     """Status bar over five panes (losses, memory, checklist, preview, config) and a footer."""
 
     CSS_PATH = "cockpit.tcss"
+    PANES = PANES
     TITLE = "cockpit"
     # Below 160 columns the panes are tabbed (one visible, 1-5 / tab to switch); from 160
     # they share a grid. The class lands on the screen, the layout lives in cockpit.tcss.
@@ -243,12 +242,14 @@ class CockpitApp(App[None]):
         if isinstance(event, RunError):
             if event.fatal:
                 self._show_error("The run failed", event.summary, event.traceback,
-                                 "The cockpit stays open: inspect the panes, edit the config, restart.")
+                                 "The cockpit stays open: inspect the panes; edit the config (5, enter), "
+                                 "apply it (ctrl+s), then R restarts.")
             elif "non-finite" in event.summary or self.model.checklist.get("nonfinite_loss").flagged:
                 self._offer_recovery(event)
             else:
                 self._show_error("The run paused on an error", event.summary, event.traceback,
-                                 "The engine paused itself: p resumes, or fix the config and restart.")
+                                 "The engine paused itself: p resumes; or edit the config (5, enter), "
+                                 "apply it (ctrl+s), and R restarts.")
         elif isinstance(event, RunFinished):
             if event.outcome == "failed":
                 self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
@@ -323,37 +324,6 @@ class CockpitApp(App[None]):
         self.link.send(command)
         return True
 
-    @classmethod
-    def key_bindings(cls) -> list[Binding]:
-        """The app's bindings, a subclass's replacing a base's on the same key (as Textual merges them)."""
-        merged: dict[str, Binding] = {}
-        # Most derived first, so each class's own order (q and ? first) leads the list.
-        for base in cls.__mro__:
-            for binding in base.__dict__.get("BINDINGS", []):
-                if isinstance(binding, Binding):
-                    merged.setdefault(binding.key, binding)
-        return list(merged.values())
-
-    def unavailable(self, action: str) -> str | None:
-        """Why ``action`` cannot run now (None when it can): one rule for keys, footer and palette."""
-        if action in self._MAIN_ACTIONS and isinstance(self.screen, ModalScreen):
-            return "close the dialog first"
-        if self.config_editor.is_mounted and self.config_editor.editing and action in self._TYPED_ACTIONS:
-            return "the Config pane is editing (esc stops editing)"
-        if action in self._ENGINE_ACTIONS and self.model.state.is_terminal:
-            return RUN_ENDED
-        if action == "nan_recovery" and not self.model.checklist.get("nonfinite_loss").flagged:
-            return "no non-finite loss to recover from"
-        if action == "restart_run":
-            if self.engine_factory is None:
-                return "this cockpit cannot restart the run; restart it from the shell"
-            if self.config_editor.pending_restart is None:
-                return "nothing to restart with: edit the Config pane (5, enter) and apply it (ctrl+s) first"
-        return None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.unavailable(action) is None
-
     def action_toggle_pause(self) -> None:
         if self.model.state is RunState.PAUSED:
             self.send(Resume())
@@ -389,18 +359,6 @@ class CockpitApp(App[None]):
     def action_prev_preview(self) -> None:
         # The engine takes the index modulo the val set, so -1 wraps to the last image.
         self.send(RequestPreview(self._preview_index() - 1))
-
-    def action_help(self) -> None:
-        names = {"plus": "+", "minus": "-", "question_mark": "?"}
-        by_action: dict[str, tuple[list[str], str]] = {}
-        for binding in self.key_bindings():
-            if binding.action.startswith("focus_pane"):
-                continue
-            keys, text = by_action.setdefault(binding.action, ([], binding.tooltip or binding.description))
-            keys.extend(names.get(k, k) for k in binding.key.split(","))
-        rows = [(" / ".join(keys), text) for keys, text in by_action.values()]
-        rows.append(("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
-        self.push_screen(HelpScreen(rows))
 
     # -- panes --------------------------------------------------------------------------
     def pane(self, index: int) -> Widget:
@@ -613,56 +571,6 @@ class CockpitApp(App[None]):
             self.exit()
             return
         self._show_error(f"{worker.name or 'background task'} failed", f"{type(error).__name__}: {error}", text)
-
-    # -- command palette ----------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        listed: set[str] = set()
-        for binding in self.key_bindings():
-            if binding.action in listed or binding.action.startswith("focus_pane"):
-                continue
-            listed.add(binding.action)
-            key = binding.key_display or binding.key.split(",")[0]
-            yield SystemCommand(
-                f"{binding.description} ({key})",
-                binding.tooltip or binding.description,
-                lambda action=binding.action, title=binding.description: self._run_from_palette(action, title),
-            )
-        for number, (_, title) in enumerate(PANES, start=1):
-            yield SystemCommand(f"Go to {title} ({number})", f"Focus the {title} pane",
-                                lambda n=number: self.action_focus_pane(n))
-        yield from self._pane_commands()
-
-    def _pane_commands(self) -> Iterable[SystemCommand]:
-        """Each pane's own keys, by name: the palette jumps to the pane and runs the action there."""
-        names = {"plus": "+", "minus": "-", "question_mark": "?", "enter": "enter"}
-        for number, (pane_id, title) in enumerate(PANES, start=1):
-            pane = self.panes[pane_id]
-            for binding in type(pane).__dict__.get("BINDINGS", []):
-                if not isinstance(binding, Binding) or binding.action in ("quit_from_editor", "help_from_editor"):
-                    continue
-                key = names.get(binding.key.split(",")[0], binding.key.split(",")[0])
-                yield SystemCommand(
-                    f"{title}: {binding.tooltip or binding.description} ({key})", f"In the {title} pane",
-                    lambda n=number, p=pane, a=binding.action: self._pane_action(n, p, a),
-                )
-
-    def _pane_action(self, number: int, pane: Widget, action: str) -> None:
-        self.action_focus_pane(number)
-        self.call_later(self.run_action, action, pane)
-
-
-    def _run_from_palette(self, action: str, title: str) -> None:
-        self.call_later(self._palette_action, action, title)
-
-    async def _palette_action(self, action: str, title: str) -> None:
-        # The palette lists every action; one that cannot run now says why instead of doing nothing.
-        reason = self.unavailable(action)
-        if reason is not None:
-            self.notify(reason, title=f"{title}: not now", severity="warning")
-            return
-        await self.run_action(action)
-
 
 def create_app(
     link: EngineLink,
