@@ -9,7 +9,11 @@ for a fair comparison: the config (data, batch size, num_workers, seed, augmenta
 probabilities, optimizer) and the model from ``build_model``.
 
 Prints ``it N`` every ``run.log_every`` iterations (flushed), the same prefix cockpit's
-headless printer uses, so ``common.timed_iterations`` times both the same way.
+headless printer uses, so ``common.timed_iterations`` times both the same way. On CUDA it
+trains on the device (``run.device``), under ``torch.autocast`` + ``GradScaler`` when
+``optim.amp`` is on (the references' ``--amp``), and each log line ends with the CUDA
+allocator's peak so far (``peak_mb``), which ``gpu_check.py`` compares with cockpit's
+memory pane.
 
     python bench/bare_loop.py CONFIG [--set k=v ...]
 """
@@ -31,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 
 from cockpit.config import load_config
+from cockpit.engine.environment import resolve_device
 from cockpit.engine.model import build_model
 
 
@@ -100,7 +105,10 @@ def main() -> None:
         generator=torch.Generator().manual_seed(seed),
     )
 
-    model = build_model(config)
+    device = resolve_device(config.run.device)
+    amp = config.optim.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    model = build_model(config).to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optim = config.optim
@@ -111,19 +119,23 @@ def main() -> None:
     max_iters = config.run.max_iters or math.inf
     for epoch in range(config.run.epochs):
         for images, targets in loader:
-            targets = [{k: v for k, v in t.items()} for t in targets]
-            loss_dict = model(list(images), targets)
-            losses = sum(loss_dict.values())
+            images = [image.to(device, non_blocking=True) for image in images]
+            targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+            with torch.autocast(device_type=device.type, enabled=amp):
+                loss_dict = model(images, targets)
+                losses = sum(loss_dict.values())
             loss_value = losses.item()
             if not math.isfinite(loss_value):
                 print(f"loss is {loss_value}, stopping", flush=True)
                 sys.exit(1)
             optimizer.zero_grad()
-            losses.backward()
-            optimizer.step()
+            scaler.scale(losses).backward()
+            scaler.step(optimizer)
+            scaler.update()
             iteration += 1
             if iteration % config.run.log_every == 0:
-                print(f"it {iteration} ep {epoch + 1} loss {loss_value:.4f}", flush=True)
+                peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+                print(f"it {iteration} ep {epoch + 1} loss {loss_value:.4f} peak_mb {peak:.1f}", flush=True)
             if iteration >= max_iters:
                 return
         lr_scheduler.step()

@@ -6,7 +6,8 @@ mounted in a headless Textual app (``run_test``, 120 x 32) draws it. One redraw 
 the app does when new records arrive: the legend, ``history.view`` (decimation to the
 pane's width), the plotext figure build and its conversion to Rich text -- timed by
 invalidating the widget's render cache and calling its ``render`` (median of repeats,
-raw and EMA-smoothed views, whole-run and last-2000 windows).
+raw and EMA-smoothed views, whole-run and last-2000 windows). The ``baseline`` views
+add a baseline run of the same length (``--baseline``: its curves drawn faintly behind).
 
 Memory is the deep size of the history object (every container, bucket and float
 reachable from it), measured with ``gc.get_referents``.
@@ -27,7 +28,8 @@ import common
 
 from textual.app import App, ComposeResult
 
-from cockpit.ui.state import LossHistory
+from cockpit.ui.baseline import Baseline, baseline_from_series
+from cockpit.ui.loss_history import SERIES, LossHistory
 from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
 
 SIZES = (1_000, 100_000) if common.QUICK else (1_000, 100_000, 1_000_000)
@@ -49,6 +51,20 @@ def make_history(n: int, seed: int = 0) -> tuple[LossHistory, float]:
         }
         history.add(i, losses, sum(losses.values()))
     return history, (time.perf_counter() - started) / n
+
+
+def make_baseline(n: int, seed: int = 1) -> Baseline:
+    """A baseline run of ``n`` records (another seed of the same curves)."""
+    rng = random.Random(seed)
+    xs = list(range(1, n + 1))
+    series: dict[str, tuple[list[float], list[float]]] = {name: (xs, []) for name in SERIES}
+    for i in xs:
+        decay = 0.25 + 1.6 / math.sqrt(1 + i / 50)
+        terms = [decay * share * (0.8 + 0.4 * rng.random()) for share in (0.4, 0.3, 0.2, 0.1)]
+        for name, value in zip(SERIES, [*terms, sum(terms)]):
+            series[name][1].append(value)
+    evals = [(i, min(1.0, i / n)) for i in range(0, n + 1, max(1, n // 20))]
+    return baseline_from_series("baseline", "baseline", series, evals)
 
 
 _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
@@ -73,7 +89,7 @@ class PlotApp(App):
         yield LossPlot()
 
 
-async def redraw_times(history: LossHistory) -> dict[str, float]:
+async def redraw_times(history: LossHistory, baseline: Baseline) -> dict[str, float]:
     app = PlotApp()
     out = {}
     async with app.run_test(size=(120, 32)) as pilot:
@@ -82,7 +98,12 @@ async def redraw_times(history: LossHistory) -> dict[str, float]:
         plot.show(history, evals)
         await pilot.pause()
         chart = plot.query_one(_Chart)
-        for label, smoothing, window in (("raw", 0.0, 0), ("ema", 0.9, 0), ("window", 0.0, 2000)):
+        views = (
+            ("raw", 0.0, 0, None), ("ema", 0.9, 0, None), ("window", 0.0, 2000, None),
+            ("baseline", 0.0, 0, baseline), ("baseline_ema_window", 0.9, 2000, baseline),
+        )
+        for label, smoothing, window, ghost in views:
+            plot.show(history, evals, ghost)
             plot.smoothing, plot.window = smoothing, window
             await pilot.pause()
             samples = []
@@ -99,15 +120,16 @@ def main() -> None:
     rows = {}
     for n in SIZES:
         history, add_cost = make_history(n)
+        baseline = make_baseline(n)
         gc.collect()
-        times = asyncio.run(redraw_times(history))
+        times = asyncio.run(redraw_times(history, baseline))
         rows[str(n)] = {
             "redraw_ms": max(times.values()),
             "redraw_ms_by_view": times,
             "history_mb": deep_size(history) / 2**20,
             "add_us": 1e6 * add_cost,
         }
-        del history
+        del history, baseline
     first, last = rows[str(SIZES[0])], rows[str(SIZES[-1])]
     common.emit(
         {

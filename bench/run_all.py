@@ -37,7 +37,7 @@ BENCHMARKS = (
     "preflight_speed",
     "evaluation",
 )
-GPU_SENTENCE = "No GPU machine was lent to this session; the row is empty, not estimated."
+GPU_SENTENCE = "Not run on a GPU: no GPU machine has been lent yet. `python bench/gpu_check.py` is the one-shot check for that day (overhead vs the bare loop on resnet50-fpn and mobilenet with AMP off/on, the memory pane vs the allocator and NVML, a real CUDA OOM recovered, a 1-process NCCL run); its `--device cpu --quick` form runs in the test suite. Never estimated."
 
 
 def run_one(name: str, env: dict[str, str]) -> tuple[dict | None, str, float]:

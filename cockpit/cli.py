@@ -1,4 +1,4 @@
-"""The ``cockpit`` command: run, attach, ls, check, init, report, preview.
+"""The ``cockpit`` command: run, attach, ls, check, init, report, compare, export, preview.
 
 Only argparse is imported at module level: ``cockpit --help`` must answer at once, without
 torch. Each subcommand imports what it needs when it runs. Bad input ends with a one-line
@@ -36,6 +36,48 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_baseline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="RUN_DIR",
+        help="draw this earlier run's loss curves faintly behind the live ones (B in the Losses pane picks another)",
+    )
+
+
+def _load_baseline(args, *, headless: bool = False, quiet: bool = False):
+    """(baseline or None, ok): the --baseline run read once, or a one-line error.
+
+    Without a cockpit to draw it (headless, detached) it is ignored with a note.
+    """
+    if args.baseline is None:
+        return None, True
+    if headless:
+        if not quiet:
+            _error("--baseline is drawn in the cockpit's Losses pane; without the cockpit it is ignored")
+        return None, True
+    from cockpit.ui.baseline import BaselineError, load_baseline
+
+    try:
+        return load_baseline(args.baseline), True
+    except BaselineError as error:
+        _error(str(error))
+        return None, False
+
+
+def _add_compare_and_export(sub) -> None:
+    compare = sub.add_parser(
+        "compare", help="compare runs side by side: compare.html / compare.md (curves, table, config and data differences)"
+    )
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run directories (see cockpit ls)")
+    compare.add_argument("-o", "--output", type=Path, help="output folder (default ./compare-<timestamp>)")
+
+    export = sub.add_parser("export", help="export a run directory to another tool's format")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--tensorboard", type=Path, metavar="OUT_DIR", required=True,
+                        help="write TensorBoard event files (every scalar of metrics.jsonl, the config as text) into OUT_DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit",
@@ -68,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND@ITER",
         help="testing aid: inject a fault (oom or nan) at an iteration, e.g. --inject oom@5",
     )
+    _add_baseline(run)
     _add_set(run)
 
     attach = sub.add_parser("attach", help="open the cockpit on a detached run (q detaches; the run goes on)")
@@ -80,9 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the newest running run under ./runs or among your detached runs",
     )
     attach.add_argument("--headless", action="store_true", help="print the run's log lines instead of opening the cockpit")
+    _add_baseline(attach)
 
     ls = sub.add_parser("ls", help="list runs: state (running/finished/failed/stale), iteration, best AP50, age")
     ls.add_argument("output_dir", nargs="?", type=Path, help="where the runs are (default ./runs, plus your detached runs)")
+    ls.add_argument("-q", "--quiet", action="store_true",
+                    help="print only the run directories, one per line (e.g. cockpit compare $(cockpit ls -q | head -2))")
 
     check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
     check.add_argument("config", type=Path)
@@ -96,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.html / report.md / metrics.csv for a run directory")
     report.add_argument("run_dir", type=Path)
     report.add_argument("-o", "--output", type=Path, help="output folder (default RUN_DIR/report)")
+
+    _add_compare_and_export(sub)
 
     preview = sub.add_parser("preview", help="print one sample with its GT boxes and target dict")
     preview.add_argument("config", type=Path)
@@ -125,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "check": _cmd_check,
         "init": _cmd_init,
         "report": _cmd_report,
+        "compare": _cmd_compare,
+        "export": _cmd_export,
         "preview": _cmd_preview,
     }[args.command]
     try:
@@ -200,6 +250,38 @@ def _cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _cmd_compare(args) -> int:
+    from cockpit.report.compare import CompareError, build_comparison
+
+    try:
+        paths = build_comparison(args.run_dirs, args.output)
+    except CompareError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    print(f"compare: {paths.html}")
+    print(f"markdown: {paths.markdown}")
+    return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from cockpit.export.tensorboard import TensorBoardMissing, export_run
+
+    if not args.run_dir.is_dir():
+        _error(f"{args.run_dir}: no such run directory")
+        return EXIT_USAGE
+    try:
+        summary = export_run(args.run_dir, args.tensorboard)
+    except TensorBoardMissing as error:
+        _error(str(error))
+        return EXIT_USAGE
+    except OSError as error:
+        _error(f"{args.tensorboard}: {error.strerror or error}")
+        return EXIT_FAILED
+    print(f"tensorboard: {summary.scalars} scalars under {len(summary.tags)} tags in {args.tensorboard}")
+    print(f"view: tensorboard --logdir {args.tensorboard}")
+    return EXIT_OK
+
+
 def _cmd_preview(args) -> int:
     config = _load(args)
     if config is None:
@@ -256,6 +338,9 @@ def _cmd_run(args) -> int:
     if args.detach:
         return _run_detached(args, preflight)
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
+    baseline, ok = _load_baseline(args, headless=headless, quiet=rank != "0")
+    if not ok:
+        return EXIT_USAGE
     from cockpit.engine.session import RunRequest, make_trainer
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
@@ -284,7 +369,9 @@ def _cmd_run(args) -> int:
         return new
 
     # No restart in a multi-process run (engine_factory gives None): every rank would have to restart.
-    app = create_app(trainer, config, args.config, engine_factory=build_recorded if build is not None else None)
+    app = create_app(
+        trainer, config, args.config, engine_factory=build_recorded if build is not None else None, baseline=baseline
+    )
     app.run()
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
@@ -345,6 +432,9 @@ def _record_process(trainer) -> None:
 def _run_detached(args, preflight) -> int:
     from cockpit.remote.daemon import DetachError, DetachRequest, spawn
 
+    if args.baseline is not None:
+        _error(f"--baseline is drawn by the cockpit: pass it to `cockpit attach RUN_DIR --baseline {args.baseline}`")
+
     request = DetachRequest(
         config_path=str(args.config.resolve()),
         overrides=list(args.overrides),
@@ -370,6 +460,10 @@ def _cmd_ls(args) -> int:
         _error(f"{args.output_dir}: no such directory")
         return EXIT_USAGE
     runs = find_runs(args.output_dir) if args.output_dir is not None else default_runs()
+    if args.quiet:
+        for run in runs:
+            print(run.run_dir)
+        return EXIT_OK
     if not runs:
         if args.output_dir is not None:
             print(f"no runs under {args.output_dir}")
@@ -394,13 +488,17 @@ def _cmd_attach(args) -> int:
     from cockpit.remote.client import AttachError, RemoteLink
     from cockpit.remote.runs import RunLookupError, resolve_attach_target
 
+    headless = args.headless or not sys.stdout.isatty()
+    baseline, ok = _load_baseline(args, headless=headless)
+    if not ok:
+        return EXIT_USAGE
     try:
         run_dir = resolve_attach_target(args.target)
         link = RemoteLink(run_dir)
     except (RunLookupError, AttachError) as error:
         _error(str(error))
         return EXIT_USAGE
-    if args.headless or not sys.stdout.isatty():
+    if headless:
         from cockpit.engine.headless import HeadlessPrinter
 
         printer = HeadlessPrinter(sys.stdout)
@@ -419,7 +517,7 @@ def _cmd_attach(args) -> int:
         return EXIT_USAGE
     from cockpit.ui.attached import create_attached_app
 
-    app = create_attached_app(link, config, config_path)
+    app = create_attached_app(link, config, config_path, baseline=baseline)
     app.run()
     link.close(timeout=5)
     if not link.read_only_reason and not link.state.is_terminal:

@@ -57,6 +57,10 @@ class RunSection(_Section):
     """When > 0, stop after this many iterations in total (across resumes)."""
     log_every: int = Field(10, ge=1)
     """Iterations between two metric records (and headless lines)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files into the run folder, beside metrics.jsonl (needs the
+    optional extra: ``pip install '.[tensorboard]'``); ``tensorboard --logdir`` on the
+    output folder then shows every run."""
 
     @field_validator("device")
     @classmethod

@@ -19,6 +19,7 @@ device = "auto"          # auto | cpu | cuda | cuda:N
 epochs = 20
 max_iters = 0            # > 0: stop after this many iterations in total
 log_every = 10           # iterations between metric records
+tensorboard = false      # true: TensorBoard event files beside metrics.jsonl (pip install '.[tensorboard]')
 
 [data]
 format = "coco"          # coco | masks | module

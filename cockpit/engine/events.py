@@ -82,6 +82,9 @@ class RunStarted(Event):
     total_iters: int = 0
     iters_per_epoch: int = 0
     resumed_from: str | None = None
+    dataset: dict[str, Any] = field(default_factory=dict)
+    """The data this run trains and evaluates on (``cockpit.data.fingerprint``): hashes and
+    image counts per split, so ``cockpit compare`` can tell whether runs saw the same data."""
 
 
 @dataclass(frozen=True)

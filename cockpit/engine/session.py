@@ -39,7 +39,13 @@ class RunRequest:
 
 
 def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
-    return Trainer(
+    """The trainer for ``request``, with the optional listeners its config asks for.
+
+    Raises ``TensorBoardMissing`` (before any run folder is made) when ``run.tensorboard``
+    is on without the tensorboard package.
+    """
+    _check_listeners(request.config)
+    trainer = Trainer(
         request.config,
         resume=request.resume,
         headless=headless,
@@ -47,6 +53,23 @@ def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
         preflight=request.preflight,
         dist=request.dist,
     )
+    return attach_listeners(trainer)
+
+
+def _check_listeners(config: Config) -> None:
+    if config.run.tensorboard:
+        from cockpit.export.tensorboard import require_tensorboard
+
+        require_tensorboard("run.tensorboard = true")
+
+
+def attach_listeners(trainer: Trainer) -> Trainer:
+    """Subscribe the config's optional listeners (TensorBoard) to ``trainer``'s events."""
+    if trainer.config.run.tensorboard and trainer.run_dir is not None:
+        from cockpit.export.tb_listener import TensorBoardListener
+
+        trainer.subscribe(TensorBoardListener(trainer.run_dir))
+    return trainer
 
 
 def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer] | None:
@@ -58,7 +81,8 @@ def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Traine
         return None
 
     def build(config: Config, resume_from: str | None) -> Trainer:
-        return Trainer(config, resume=resume_from, headless=False, preflight=request.preflight)
+        _check_listeners(config)
+        return attach_listeners(Trainer(config, resume=resume_from, headless=False, preflight=request.preflight))
 
     return build
 

@@ -289,6 +289,7 @@ class Trainer:
         self.publish(RunFinished(state=final, iter=self.iteration, epoch=self.epoch + 1, outcome=outcome, reason=reason))
 
     def _setup(self) -> None:
+        from cockpit.data.fingerprint import dataset_fingerprint
         from cockpit.data.loader import build_dataset
         from cockpit.engine.model import build_model
 
@@ -339,6 +340,9 @@ class Trainer:
                 total_iters=self.total_iters,
                 iters_per_epoch=self.iters_per_epoch,
                 resumed_from=resumed_from,
+                dataset=dataset_fingerprint(
+                    config, len(self.train_set), len(self.val_set) if self.val_set is not None else None
+                ),
             )
         )
         self._publish_preflight()

@@ -48,6 +48,8 @@ table.checklist tr.flagged td:nth-child(3) { color: var(--bad); font-weight: 700
 table.checklist tr.ok td:nth-child(3) { color: var(--ok); }
 tr.unchecked td { color: var(--muted); }
 tr.best td { background: #e8f4ea; font-weight: 600; }
+table.compare td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.compare td:first-child { text-align: left; font-weight: 600; }
 table.timeline td:nth-child(-n+3) { white-space: nowrap; }
 tr.flag td, tr.error td { background: var(--bad-bg); }
 tr.lr-user td, tr.pause td { background: var(--warn-bg); }
@@ -144,7 +146,7 @@ def _section(section: Section) -> str:
     return "\n".join(parts)
 
 
-def render_html(document: Document) -> str:
+def render_html(document: Document, generator: str = "cockpit report") -> str:
     """The report as one HTML string (UTF-8, no external references)."""
     nav = "".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in document.sections)
     body = "\n".join(_section(s) for s in document.sections)
@@ -155,6 +157,6 @@ def render_html(document: Document) -> str:
         f"<title>{_e(document.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{_e(document.title)}</h1><p>{_e(document.subtitle)}</p></header>\n"
         f"<nav>{nav}</nav>\n<main>\n{body}\n</main>\n"
-        "<footer>Written by cockpit report. Self-contained: no network resources.</footer>\n"
+        f"<footer>Written by {_e(generator)}. Self-contained: no network resources.</footer>\n"
         "</body>\n</html>\n"
     )

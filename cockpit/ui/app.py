@@ -47,6 +47,8 @@ from cockpit.engine.events import (
     RunWarning,
 )
 from cockpit.engine.link import EngineLink
+from cockpit.ui.baseline import Baseline
+from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
 from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
@@ -75,7 +77,7 @@ PANES: tuple[tuple[str, str], ...] = (
 )
 
 
-class CockpitApp(KeyMap, App[None]):
+class CockpitApp(KeyMap, BaselineMixin, App[None]):
     """Status bar over five panes (losses, memory, checklist, preview, config) and a footer."""
 
     CSS_PATH = "cockpit.tcss"
@@ -144,6 +146,7 @@ class CockpitApp(KeyMap, App[None]):
         lr_factor: float = 2.0,
         redraw_interval: float = 0.2,
         close_timeout: float | None = 120.0,
+        baseline: Baseline | None = None,
     ) -> None:
         super().__init__()
         self.link = link
@@ -154,6 +157,7 @@ class CockpitApp(KeyMap, App[None]):
         self.redraw_interval = redraw_interval
         self.close_timeout = close_timeout
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
+        self.model.set_baseline(baseline)
         self.bridge: EngineBridge | None = None
         self._dirty: set[str] = set()
         self._flush_timer = None
@@ -305,7 +309,7 @@ class CockpitApp(KeyMap, App[None]):
             if STATUS in dirty or CHECKLIST in dirty:
                 self.status_bar.show_state(self.model)
             if LOSSES in dirty:
-                self.loss_plot.show(self.model.losses, self.model.evals)
+                self.loss_plot.show(self.model.losses, self.model.evals, self.model.baseline)
             if MEMORY in dirty:
                 self.memory_panel.show_state(self.model)
             if CHECKLIST in dirty:
@@ -488,7 +492,9 @@ class CockpitApp(KeyMap, App[None]):
 
     def _restarted(self, link: EngineLink, config: Config) -> None:
         self.config = config
+        baseline = self.model.baseline
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
+        self.model.set_baseline(baseline)
         self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW}
         self.config_editor.set_running(config)
         self._attach_link(link)
@@ -584,6 +590,7 @@ def create_app(
     ``engine_factory(config, resume_from_checkpoint)`` builds a new, unstarted link; with it,
     the Config pane can restart the run with an edited config. ``options``: ``lr_factor``
     (``+``/``-``, default 2), ``redraw_interval`` (seconds between redraws, default 0.2; 0
-    redraws on every batch of events, as the tests do), ``close_timeout``.
+    redraws on every batch of events, as the tests do), ``close_timeout``, ``baseline`` (a
+    :class:`~cockpit.ui.baseline.Baseline` drawn faintly behind the loss curves).
     """
     return CockpitApp(link, config, config_path, engine_factory, **options)

@@ -5,10 +5,8 @@ the names of the panes it changed. The widgets only draw what this holds.
 
 Two rules keep the UI cheap however long the run is:
 
-- Loss curves live in :class:`DecimatedSeries` -- at most ``capacity`` buckets that keep
-  each stretch's min and max, merged pairwise when full -- so appending is O(1) amortised
-  and drawing costs O(plot width), never O(iterations). A one-step spike survives every
-  merge because the bucket keeps its max.
+- Loss curves live in a :class:`~cockpit.ui.loss_history.LossHistory`, decimated to the
+  plot's width (``cockpit/ui/decimation.py``), so a redraw never costs O(iterations).
 - Times come from the events (``Event.time``), never from the wall clock, so it/s and ETA
   are the same every time a recorded or scripted stream is replayed.
 """
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cockpit.diagnostics.checklist import Checklist, ChecklistRow
-from cockpit.loss_names import SHORT_NAMES as _SHORT_NAMES
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
@@ -39,227 +36,20 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
+from cockpit.ui.baseline import Baseline
+from cockpit.ui.loss_history import SERIES, SHORT_NAMES, SMOOTHING, TERMS, TOTAL, WINDOWS, LossHistory
 
-TERMS: tuple[str, ...] = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
-"""The four Faster R-CNN loss terms, in the order torchvision returns them."""
-TOTAL = "loss"
-SERIES: tuple[str, ...] = TERMS + (TOTAL,)
-SHORT_NAMES = _SHORT_NAMES
-"""Short labels of the series (``cockpit.loss_names``: rpn_obj / rpn_box, never a bare rpn)."""
-
-SMOOTHING: tuple[float, ...] = (0.0, 0.6, 0.9, 0.98)
-"""EMA factors the plot cycles through; 0 = raw (min/max envelope)."""
-WINDOWS: tuple[int, ...] = (0, 100, 500, 2000)
-"""Plot windows in iterations; 0 = the whole run."""
+__all__ = [
+    "SERIES", "SHORT_NAMES", "SMOOTHING", "TERMS", "TOTAL", "WINDOWS",
+    "CockpitState", "LossHistory", "find_metric", "format_mb",
+]
 
 # Pane names used by apply() / the app to know what to redraw.
-STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW, CONFIG = "status", "losses", "memory", "checklist", "preview", "config"
-
-
-@dataclass
-class Bucket:
-    """A stretch of consecutive points reduced to its extremes and its last value."""
-
-    x0: float
-    x1: float
-    lo: float
-    lo_x: float
-    hi: float
-    hi_x: float
-    last: float
-    n: int = 1
-
-    @classmethod
-    def point(cls, x: float, y: float) -> "Bucket":
-        return cls(x, x, y, x, y, x, y, 1)
-
-    def absorb(self, other: "Bucket") -> None:
-        """Merge a later bucket into this one."""
-        self.x1 = other.x1
-        if other.lo < self.lo:
-            self.lo, self.lo_x = other.lo, other.lo_x
-        if other.hi > self.hi:
-            self.hi, self.hi_x = other.hi, other.hi_x
-        self.last = other.last
-        self.n += other.n
-
-    def copy(self) -> "Bucket":
-        return Bucket(self.x0, self.x1, self.lo, self.lo_x, self.hi, self.hi_x, self.last, self.n)
-
-
-def reduce_buckets(buckets: list[Bucket], max_buckets: int) -> list[Bucket]:
-    """Merge neighbours until at most ``max_buckets`` remain (O(len(buckets)))."""
-    max_buckets = max(1, max_buckets)
-    if len(buckets) <= max_buckets:
-        return buckets
-    group = math.ceil(len(buckets) / max_buckets)
-    merged: list[Bucket] = []
-    # Built-in min/max over each group rather than absorb() pair by pair: this runs on
-    # every redraw. Both keep the earliest extreme on ties, as absorb does.
-    for start in range(0, len(buckets), group):
-        chunk = buckets[start : start + group]
-        first, last = chunk[0], chunk[-1]
-        low = min(chunk, key=_lo)
-        high = max(chunk, key=_hi)
-        merged.append(Bucket(first.x0, last.x1, low.lo, low.lo_x, high.hi, high.hi_x, last.last, sum(b.n for b in chunk)))
-    return merged
-
-
-def _lo(bucket: Bucket) -> float:
-    return bucket.lo
-
-
-def _hi(bucket: Bucket) -> float:
-    return bucket.hi
-
-
-def buckets_of(xs: list[float], ys: list[float], max_buckets: int) -> list[Bucket]:
-    """Consecutive points straight into at most ``max_buckets`` buckets (O(len(xs)))."""
-    n = len(xs)
-    group = max(1, math.ceil(n / max(1, max_buckets)))
-    out: list[Bucket] = []
-    for start in range(0, n, group):
-        end = min(n, start + group)
-        segment = ys[start:end]
-        lo = start + segment.index(min(segment))
-        hi = start + segment.index(max(segment))
-        out.append(Bucket(xs[start], xs[end - 1], ys[lo], xs[lo], ys[hi], xs[hi], ys[end - 1], end - start))
-    return out
-
-
-def bucket_points(buckets: Iterable[Bucket], envelope: bool) -> tuple[list[float], list[float]]:
-    """Points to draw: min and max of each bucket in the order they happened, or the last value."""
-    xs: list[float] = []
-    ys: list[float] = []
-    for bucket in buckets:
-        if not envelope or bucket.n == 1 or bucket.lo == bucket.hi:
-            xs.append(bucket.x1 if not envelope else bucket.hi_x)
-            ys.append(bucket.last if not envelope else bucket.hi)
-            continue
-        first, second = ((bucket.lo_x, bucket.lo), (bucket.hi_x, bucket.hi))
-        if second[0] < first[0]:
-            first, second = second, first
-        xs.extend((first[0], second[0]))
-        ys.extend((first[1], second[1]))
-    return xs, ys
-
-
-class DecimatedSeries:
-    """An append-only series held in at most ``capacity`` buckets.
-
-    Each bucket covers ``span`` points; when the buckets overflow, neighbours are merged
-    pairwise and ``span`` doubles. Memory and drawing cost stay bounded by ``capacity``.
-    """
-
-    def __init__(self, capacity: int = 512):
-        if capacity < 2:
-            raise ValueError("capacity must be >= 2")
-        self.capacity = capacity
-        self.span = 1
-        self.count = 0
-        self._buckets: list[Bucket] = []
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def append(self, x: float, y: float) -> None:
-        self.count += 1
-        point = Bucket.point(x, y)
-        if self._buckets and self._buckets[-1].n < self.span:
-            self._buckets[-1].absorb(point)
-            return
-        self._buckets.append(point)
-        if len(self._buckets) > self.capacity:
-            self._buckets = reduce_buckets(self._buckets, math.ceil(len(self._buckets) / 2))
-            self.span *= 2
-
-    def buckets(self, max_buckets: int) -> list[Bucket]:
-        return reduce_buckets(self._buckets, max_buckets)
-
-    @property
-    def last(self) -> float | None:
-        return self._buckets[-1].last if self._buckets else None
+STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW = "status", "losses", "memory", "checklist", "preview"
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-@dataclass
-class PlotView:
-    """What the loss plot draws: per series (x, y) lists, already decimated."""
-
-    series: dict[str, tuple[list[float], list[float]]]
-    evals: list[tuple[int, float]]
-    window: int
-    smoothing: float
-
-
-class LossHistory:
-    """Loss terms over iterations, smoothed and decimated for drawing.
-
-    Every series is kept raw and as an EMA for each factor in :data:`SMOOTHING` (a few
-    additions per step), so switching smoothing never rescans the history. The last
-    ``recent`` records are kept point by point for the windowed views.
-    """
-
-    def __init__(self, capacity: int = 512, recent: int = 2048):
-        self.capacity = capacity
-        self._all: dict[tuple[str, float], DecimatedSeries] = {
-            (name, alpha): DecimatedSeries(capacity) for name in SERIES for alpha in SMOOTHING
-        }
-        self._ema: dict[tuple[str, float], float] = {}
-        # Point by point per series, for the windowed views: a window then reads one deque
-        # per curve it draws instead of a dict lookup per record per curve.
-        self._recent: dict[tuple[str, float], deque[tuple[int, float]]] = {key: deque(maxlen=recent) for key in self._all}
-        self._last_iteration: int | None = None
-        self.latest: dict[str, float] = {}
-        self.nonfinite_iters: list[int] = []
-
-    def __len__(self) -> int:
-        return self._all[(TOTAL, 0.0)].count
-
-    def add(self, iteration: int, losses: dict[str, float], total: float) -> None:
-        values = {name: losses.get(name) for name in TERMS}
-        values[TOTAL] = total
-        self.latest = {k: v for k, v in values.items() if v is not None}
-        bad = False
-        for name, value in values.items():
-            if not _finite(value):
-                bad = bad or value is not None
-                continue
-            for alpha in SMOOTHING:
-                key = (name, alpha)
-                if alpha == 0.0:
-                    smoothed = float(value)
-                else:
-                    previous = self._ema.get(key)
-                    smoothed = float(value) if previous is None else alpha * previous + (1 - alpha) * value
-                    self._ema[key] = smoothed
-                self._recent[key].append((iteration, smoothed))
-                self._all[key].append(iteration, smoothed)
-        if bad:
-            self.nonfinite_iters.append(iteration)
-            del self.nonfinite_iters[:-50]
-        self._last_iteration = iteration
-
-    def view(self, width: int, window: int = 0, smoothing: float = 0.0, names: Iterable[str] = SERIES) -> dict[str, tuple[list[float], list[float]]]:
-        """Decimated points for each series: at most ``width`` buckets (2 points each when raw)."""
-        width = max(2, width)
-        envelope = smoothing == 0.0
-        out: dict[str, tuple[list[float], list[float]]] = {}
-        names = list(names)
-        if window and self._last_iteration is not None:
-            start = self._last_iteration - window
-            for name in names:
-                points = [point for point in self._recent[(name, smoothing)] if point[0] > start]
-                xs = [x for x, _ in points]
-                ys = [y for _, y in points]
-                out[name] = bucket_points(buckets_of(xs, ys, width), envelope)
-            return out
-        for name in names:
-            out[name] = bucket_points(self._all[(name, smoothing)].buckets(width), envelope)
-        return out
 
 
 def find_metric(metrics: dict[str, float], *names: str) -> float | None:
@@ -298,6 +88,8 @@ class CockpitState:
         self.its: float | None = None
         self._rate_ref: tuple[float, int] | None = None
         self.losses = LossHistory()
+        self.baseline: Baseline | None = None
+        """Another run's curves drawn faintly behind the live ones (set by the app)."""
         self.evals: list[tuple[int, float]] = []
         self.last_eval: EvalResult | None = None
         self.memory: dict[str, float] = {}
@@ -328,6 +120,11 @@ class CockpitState:
         if 1 <= label <= len(self.classes):
             return self.classes[label - 1]
         return f"class {label}"
+
+    def set_baseline(self, baseline: Baseline | None) -> set[str]:
+        """Compare the live curves with ``baseline`` (None: no baseline)."""
+        self.baseline = baseline
+        return {LOSSES}
 
     # -- folding -----------------------------------------------------------------------
     def apply(self, event: Event) -> set[str]:

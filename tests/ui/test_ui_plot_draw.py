@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from cockpit.ui.state import LossHistory, buckets_of
-from cockpit.ui.widgets.loss_plot import LossPlot, _linear_ticks
+from cockpit.ui.decimation import buckets_of
+from cockpit.ui.loss_history import LossHistory
+from cockpit.ui.braille_chart import linear_ticks as _linear_ticks
+from cockpit.ui.widgets.loss_plot import LossPlot
 
 TERMS = {"loss_classifier": 0.4, "loss_box_reg": 0.3, "loss_objectness": 0.2, "loss_rpn_box_reg": 0.1}
 

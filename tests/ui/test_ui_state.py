@@ -7,7 +7,9 @@ import math
 from cockpit.diagnostics.flags import CheckState
 from cockpit.engine.events import FlagRaised, RunState, RunWarning, Severity, StateChanged
 from cockpit.durations import format_duration
-from cockpit.ui.state import SERIES, CockpitState, DecimatedSeries, LossHistory, find_metric
+from cockpit.ui.decimation import DecimatedSeries
+from cockpit.ui.loss_history import SERIES, LossHistory
+from cockpit.ui.state import CockpitState, find_metric
 from fake_engine import script, step_event
 
 
@@ -23,7 +25,7 @@ def test_decimated_series_stays_bounded_and_keeps_a_spike():
 
 
 def _points(buckets, envelope):
-    from cockpit.ui.state import bucket_points
+    from cockpit.ui.decimation import bucket_points
 
     return bucket_points(buckets, envelope)
 

@@ -1,9 +1,10 @@
 """Modal screens of the cockpit: one per module."""
 
+from cockpit.ui.modals.baseline_picker import BaselinePickerScreen
 from cockpit.ui.modals.confirm import ConfirmScreen
 from cockpit.ui.modals.error import ErrorScreen
 from cockpit.ui.modals.help import HelpScreen
 from cockpit.ui.modals.nan import NaNScreen
 from cockpit.ui.modals.set_lr import SetLRScreen
 
-__all__ = ["ConfirmScreen", "ErrorScreen", "HelpScreen", "NaNScreen", "SetLRScreen"]
+__all__ = ["BaselinePickerScreen", "ConfirmScreen", "ErrorScreen", "HelpScreen", "NaNScreen", "SetLRScreen"]
