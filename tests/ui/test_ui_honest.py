@@ -127,6 +127,15 @@ async def test_every_action_has_a_key_a_palette_entry_and_a_help_line(make_app):
                 continue
             assert any(title.startswith(binding.description + " (") for title in titles), action
             assert (binding.tooltip or binding.description) in help_text, action
+        # Each pane's own keys have a help line too (the key in the key column).
+        import re
+
+        columns = [line[:24] for line in help_text.splitlines()]
+        for pane in app.panes.values():
+            for binding in type(pane).__dict__.get("BINDINGS", []):
+                for key in binding.key.split(","):
+                    key = {"escape": "esc"}.get(key, key)
+                    assert any(re.search(rf"(^|[ /]){re.escape(key)}($|[ /])", col.strip()) for col in columns), key
         quit_line = next(line for line in help_text.splitlines() if "ctrl+c" in line)
         assert "q / ctrl+q / ctrl+c" in quit_line and "exit" in quit_line
 

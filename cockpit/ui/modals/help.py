@@ -12,6 +12,7 @@ from textual.widgets import Static
 PANE_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Losses", "c x o v t", "show/hide loss_classifier (cls), loss_box_reg (box), loss_objectness (rpn_obj), loss_rpn_box_reg (rpn_box), total"),
     ("Losses", "g / m / w", "log scale / EMA smoothing / window (all, last N it)"),
+    ("Losses", "B", "pick a baseline run to draw faintly behind the curves"),
     ("Checklist", "↑ ↓", "pick a row to see evidence, cause and fix"),
     ("Preview", "d", "GT + predictions / GT only / predictions only"),
     ("Config", "enter / i", "start editing the TOML (until then every cockpit key works here)"),
