@@ -274,3 +274,18 @@ async def test_pane_keys_and_nan_recovery_are_in_the_palette(make_app):
         await pilot.press("3")
         await settle(pilot)
         assert fake.commands[-1] == RewindSkip()
+
+
+async def test_a_rejected_apply_puts_the_cursor_on_the_line_without_selecting_it(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        text = app.query_one("#config-text")
+        await pilot.press("5", "enter")
+        text.load_text(text.text.replace("lr = 0.005", "lr = -1.0"))
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        line = next(i for i, row in enumerate(text.text.splitlines()) if row.startswith("lr ="))
+        assert text.cursor_location == (line, 0) and text.selected_text == ""
+        await pilot.press("#")  # still editing: typing inserts, the line stays
+        assert text.text.splitlines()[line] == "#lr = -1.0"

@@ -196,9 +196,10 @@ class ConfigEditor(Vertical):
             )
             self._say(message, "-error")
             if lines:
+                # The cursor goes to the line, not a selection of it: the next key typed
+                # would replace the whole line.
                 editor = self.query_one(TextArea)
-                editor.cursor_location = (lines[0] - 1, 0)
-                editor.select_line(lines[0] - 1)
+                editor.move_cursor((lines[0] - 1, 0), center=True)
             return
         self.problems = []
         changes = config_changes(self.running, edited)
