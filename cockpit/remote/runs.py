@@ -309,10 +309,11 @@ def remember_output_dir(run_dir: Path) -> None:
     try:
         path = _registry() / OUTPUT_DIRS_FILE
         known = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        if folder not in known:
-            # Appending one short line is atomic enough for two runs starting at once.
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(folder + "\n")
+        # Folders deleted since (a test's temp dir, a cleaned-up experiment) are dropped.
+        kept = [line for line in dict.fromkeys(known) if line and line != folder and Path(line).is_dir()]
+        temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temp.write_text("".join(line + "\n" for line in [*kept, folder]), encoding="utf-8")
+        os.replace(temp, path)
     except OSError:
         pass  # a listing aid: never a reason to refuse a run
 

@@ -134,3 +134,16 @@ def test_ls_finds_runs_in_the_output_dirs_runs_were_started_in(tmp_path, monkeyp
     runs.remember_output_dir(run)  # remembered once
     assert [r.run_dir.resolve() for r in runs.default_runs()] == [run.resolve()]
     assert runs.remembered_output_dirs() == [elsewhere.resolve()]
+
+
+def test_the_output_dir_list_forgets_folders_that_are_gone(tmp_path, runtime_dir):
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    for folder in (kept, gone):
+        make_run(folder, "r", [STARTED], pid=dead_pid())
+        runs.remember_output_dir(folder / "r")
+    import shutil
+
+    shutil.rmtree(gone)
+    runs.remember_output_dir(kept / "r")
+    lines = (runtime_dir / "cockpit" / "runs" / runs.OUTPUT_DIRS_FILE).read_text().splitlines()
+    assert lines == [str(kept.resolve())]
