@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
     check.add_argument("config", type=Path)
     check.add_argument("--json", action="store_true", help="print the pre-flight report as JSON")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too (for CI), not only on errors")
     _add_set(check)
 
     init = sub.add_parser("init", help="write a commented starter config (and a small synthetic dataset)")
@@ -217,9 +218,14 @@ def _cmd_check(args) -> int:
     config = _load(args)
     if config is None:
         return EXIT_USAGE
-    _, ok = _preflight(config, as_json=args.json)
+    report, ok = _preflight(config, as_json=args.json)
+    warnings = report.counts()["warning"] if report is not None else 0
+    if ok and args.strict and warnings:
+        if not args.json:
+            print(f"{args.config}: {warnings} warning(s), failing because of --strict")
+        return EXIT_FAILED
     if ok and not args.json:
-        print(f"{args.config}: OK")
+        print(f"{args.config}: OK" + (f" ({warnings} warning(s))" if warnings else ""))
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -247,6 +253,8 @@ def _cmd_report(args) -> int:
     print(f"report: {paths.html}")
     print(f"markdown: {paths.markdown}")
     print(f"metrics: {paths.csv}")
+    for line in paths.skipped:
+        print(f"note: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -438,7 +446,8 @@ def _run_detached(args, preflight) -> int:
     request = DetachRequest(
         config_path=str(args.config.resolve()),
         overrides=list(args.overrides),
-        resume=args.resume,
+        # Absolute: the background process must not depend on where the user stood.
+        resume=args.resume if args.resume in (None, "auto") else str(Path(args.resume).expanduser().resolve()),
         inject=list(args.inject),
         preflight=preflight,
     )
@@ -447,14 +456,16 @@ def _run_detached(args, preflight) -> int:
     except DetachError as error:
         _error(str(error))
         return EXIT_FAILED
-    print(f"run: {detached.run_dir}")
+    import shlex
+
+    print(f"run: {detached.run_dir} (training started)")
     print(f"pid {detached.pid}; log: {detached.run_dir / 'cockpit.log'}")
-    print(f"attach: cockpit attach {detached.run_dir}")
+    print(f"attach: cockpit attach {shlex.quote(str(detached.run_dir))}")
     return EXIT_OK
 
 
 def _cmd_ls(args) -> int:
-    from cockpit.remote.runs import default_runs, find_runs, format_table, remembered_output_dirs
+    from cockpit.remote.runs import default_runs, find_runs, format_table, remembered_output_dirs, skipped_note
 
     if args.output_dir is not None and not args.output_dir.is_dir():
         _error(f"{args.output_dir}: no such directory")
@@ -473,6 +484,9 @@ def _cmd_ls(args) -> int:
                   "name the folder (a config's run.output_dir): cockpit ls OUTPUT_DIR")
         return EXIT_OK
     print(format_table(runs))
+    note = skipped_note(runs)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -509,7 +523,9 @@ def _cmd_attach(args) -> int:
         finally:
             link.close(timeout=5)
         return EXIT_OK
-    config_path = run_dir / "config.toml"
+    from cockpit.runfiles.layout import CONFIG
+
+    config_path = run_dir / CONFIG
     try:
         config = load_config(config_path)
     except ConfigError as error:

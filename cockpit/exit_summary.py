@@ -1,17 +1,17 @@
 """What ``cockpit run`` prints when it ends: where the run is and what to do next.
 
-Read from the run directory's ``events.jsonl`` (torch-free, tolerant of a torn last line),
+Read from the run directory's ``events.jsonl`` through the run-file codec (torch-free),
 so the TUI, the headless loop and a restarted run all print the same lines.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from cockpit.engine import rundir
+from cockpit.runfiles import layout
+from cockpit.runfiles.jsonl import EVENT_SCHEMA, iter_jsonl
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,8 @@ def summarize(run_dir: Path) -> RunSummary:
     outcome, iteration = "", 0
     checkpoint = checkpoint_iter = None
     best = best_ap = best_iter = None
-    try:
-        lines = (Path(run_dir) / rundir.EVENTS).read_bytes().splitlines()
-    except OSError:
-        lines = []
-    for raw in lines:
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    # The run-file codec skips torn, too deep and wrongly typed lines.
+    for event in iter_jsonl(Path(run_dir) / layout.EVENTS, EVENT_SCHEMA):
         kind = event.get("kind")
         if isinstance(event.get("iter"), int):
             iteration = max(iteration, event["iter"])

@@ -167,6 +167,9 @@ class EvalSection(_Section):
     """Evaluate every N epochs (and at the end); 0 = only at the end and on demand."""
     score_thresh: float = Field(0.5, ge=0.0, le=1.0)
     """Score above which a detection counts (previews, detection counts, diagnostics)."""
+    batch_size: int = Field(1, ge=1)
+    """Val images per forward pass. 1 (torchvision references' setting) gives AP independent of
+    batching; larger is faster but torchvision pads a batch to one canvas, which moves AP a little."""
 
 
 class AugmentSection(_Section):

@@ -23,6 +23,7 @@ from PIL import Image
 
 from cockpit.data.base import DetectionDataset, SampleInfo
 from cockpit.data.errors import DatasetError
+from cockpit.data.images import open_rgb
 
 
 def load_coco(ann_file: str | Path):
@@ -104,8 +105,7 @@ class CocoDataset(DetectionDataset):
         return str(self.images_dir / self.coco.imgs[self.ids[index]]["file_name"])
 
     def load_image(self, index: int) -> Image.Image:
-        with Image.open(self.image_path(index)) as im:
-            return im.convert("RGB")
+        return open_rgb(self.image_path(index))
 
     def raw_target(self, index: int) -> dict[str, Any]:
         image_id = self.ids[index]

@@ -110,6 +110,16 @@ class SkippingDataset(Dataset):
         return getattr(self.dataset, name)
 
 
+def excluded_indices(preflight: dict | None, split: str) -> frozenset[int]:
+    """Dataset indices the pre-flight found unreadable in ``split`` and left out of training
+    (``preflight.json``: the ``unreadable_images`` verdict's ``data.excluded``)."""
+    for verdict in (preflight or {}).get("verdicts", []):
+        if verdict.get("rule") == "unreadable_images" and verdict.get("split") == split:
+            excluded = (verdict.get("data") or {}).get("excluded") or []
+            return frozenset(int(i) for i in excluded if isinstance(i, int))
+    return frozenset()
+
+
 def _required(config, key: str) -> Path:
     value = getattr(config.data, key)
     path = config.resolve_path(value)

@@ -21,6 +21,7 @@ from PIL import Image
 
 from cockpit.data.base import DetectionDataset, SampleInfo
 from cockpit.data.errors import DatasetError
+from cockpit.data.images import open_rgb
 
 IMAGE_DIR = "PNGImages"
 MASK_DIR = "PedMasks"
@@ -101,8 +102,7 @@ class MasksDataset(DetectionDataset):
         return str(self.images[index])
 
     def load_image(self, index: int) -> Image.Image:
-        with Image.open(self.images[index]) as im:
-            return im.convert("RGB")  # convert() decodes fully, so truncated files fail here
+        return open_rgb(self.images[index])
 
     def raw_target(self, index: int) -> dict[str, Any]:
         if index not in self._targets:

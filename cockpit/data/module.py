@@ -17,6 +17,7 @@ the boxes with the image) are applied on top.
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -69,6 +70,8 @@ class ModuleDataset(DetectionDataset):
         super().__init__(classes, transform)
         self.inner = inner
         self.name = name or type(inner).__name__
+        self.repaired_empty_targets: set[int] = set()
+        """Indices whose empty ``boxes`` came shaped (0,) and were reshaped to (0, 4)."""
         try:
             self._length = len(inner)
         except TypeError as exc:
@@ -111,7 +114,13 @@ class ModuleDataset(DetectionDataset):
         return self._item(index)[0]
 
     def raw_target(self, index: int) -> dict[str, Any]:
-        return {**_target_tensors(self._item(index)[1]), "image_id": index}
+        target = self._item(index)[1]
+        boxes = target.get("boxes") if isinstance(target, dict) else None
+        shape = tuple(getattr(boxes, "shape", None) or (1,))
+        if shape != (0, 4) and math.prod(shape) == 0:
+            # Reshaped below (torchvision would raise); the pre-flight names it as a warning.
+            self.repaired_empty_targets.add(index)
+        return {**_target_tensors(target), "image_id": index}
 
     def sample_info(self, index: int) -> SampleInfo:
         # A user's dataset offers no cheap size query; callers that need one decode the image.

@@ -24,6 +24,8 @@ from PIL.Image import Image as PILImage
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from cockpit.data.images import to_rgb
+
 
 class LiveProbabilities:
     """Augmentation probabilities shared with DataLoader workers (``hflip``, ``photometric``)."""
@@ -159,7 +161,7 @@ def _to_image(image: Any) -> tv_tensors.Image:
     except ImportError:  # pragma: no cover - numpy ships with torch
         pass
     # PIL: keep uint8; ToDtype(scale=True) later maps it to [0, 1].
-    return tv_tensors.Image(F.pil_to_tensor(image.convert("RGB") if image.mode != "RGB" else image))
+    return tv_tensors.Image(F.pil_to_tensor(to_rgb(image)))
 
 
 def apply_transform(transform: Callable | None, image: Any, target: dict[str, Any]):
@@ -176,7 +178,7 @@ def apply_transform(transform: Callable | None, image: Any, target: dict[str, An
         # recipe does: RandomPhotometricDistort on a PIL image runs in PIL's C code, on a
         # uint8 tensor it costs ~1.5 ms more per 160 px image (torch's HSV round trip for
         # the hue jitter) -- ~5% of a tiny-model iteration on 2 CPU cores (BENCHMARKS.md).
-        img = image.convert("RGB") if image.mode != "RGB" else image
+        img = to_rgb(image)  # a 16-bit image scaled, not clipped to white
         height, width = img.height, img.width
     else:
         img = _to_image(image)

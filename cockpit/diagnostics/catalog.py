@@ -47,6 +47,9 @@ PREFLIGHT_RULES: tuple[RuleInfo, ...] = (
     RuleInfo("duplicate_image_ids", "Duplicate image ids", "preflight"),
     RuleInfo("empty_images", "Images without objects", "preflight"),
     RuleInfo("anchor_coverage", "Objects the anchors cannot match", "preflight"),
+    RuleInfo("constant_images", "Images with constant pixels", "preflight"),
+    RuleInfo("orphan_annotations", "Annotations for missing image ids", "preflight"),
+    RuleInfo("empty_target_shape", "Empty targets shaped (0,)", "preflight"),
 )
 
 ALL_RULES: tuple[RuleInfo, ...] = LIVE_RULES + PREFLIGHT_RULES

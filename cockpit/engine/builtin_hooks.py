@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cockpit.engine.events import StepMetrics
+from cockpit.engine.events import RunWarning, StepMetrics
 from cockpit.engine.hooks import Hook, StepOutcome
 from cockpit.engine.memory import sample
 
@@ -95,6 +95,7 @@ class EvalProbeHook(Hook):
     def __init__(self, every: int = 100, images: int = 2):
         self.every = every
         self.images = images
+        self._named: set[int] = set()
 
     def after_step(self, trainer: "Trainer", outcome: StepOutcome) -> None:
         if outcome.iter % self.every or trainer.val_set is None or len(trainer.val_set) == 0 or not outcome.finite:
@@ -102,7 +103,22 @@ class EvalProbeHook(Hook):
         import torch
 
         count = min(self.images, len(trainer.val_set))
-        images = [trainer.val_set[i][0].to(trainer.device) for i in range(count)]
+        images = []
+        for index in range(count):
+            try:
+                images.append(trainer.val_set[index][0].to(trainer.device))
+            except Exception as error:  # noqa: BLE001 - a val file gone mid-run: probe the others, name it once
+                if index not in self._named:
+                    self._named.add(index)
+                    path = trainer.val_set.image_path(index)
+                    trainer.publish(RunWarning(
+                        f"eval probe skips val #{index} ({path}): {type(error).__name__}: {error}",
+                        iter=outcome.iter, category="skipped_sample",
+                        details={"index": index, "path": path, "error": f"{type(error).__name__}: {error}"},
+                    ))
+        if not images:
+            return
+        count = len(images)
         model = trainer.model
         model.eval()
         try:

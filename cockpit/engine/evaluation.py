@@ -36,6 +36,8 @@ class Evaluation:
     sample_boxes: list[dict[str, Any]] = field(default_factory=list)
     """A few images' predicted boxes and sizes (for the "boxes in the corner" rule)."""
     seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Val images that could not be read, ``(path, error)``: left out of the numbers."""
 
 
 def to_coco_results(outputs: Iterable[dict], image_ids: Iterable[int], label_to_category: dict[int, int]) -> list[dict]:
@@ -92,9 +94,13 @@ def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, scor
     model.eval()
     outputs_all, ids_all = [], []
     sample_boxes = []
+    skipped: list = []
     try:
         for batch in loader:
             images, targets = batch[0], batch[1]
+            skipped.extend(getattr(batch, "skipped", ()))
+            if not images:  # every image of this batch unreadable (always so at batch size 1)
+                continue
             images = [image.to(device, non_blocking=True) for image in images]
             outputs = model(images)
             outputs = [{k: v.detach().cpu() for k, v in out.items()} for out in outputs]
@@ -109,6 +115,7 @@ def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, scor
         model.train(was_training)
     evaluation = score_outputs(outputs_all, ids_all, dataset, score_thresh)
     evaluation.sample_boxes = sample_boxes
+    evaluation.skipped = [(sample.path or f"#{sample.index}", sample.message) for sample in skipped]
     evaluation.seconds = time.perf_counter() - started
     return evaluation
 

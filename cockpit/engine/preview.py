@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from cockpit.engine.events import PreviewReady
+from cockpit.runfiles import write_atomic
 
 MAX_PREDICTIONS = 50
 FIRST_SEARCH = 50
@@ -96,5 +97,5 @@ def make_preview(
         "scores": event.scores,
         "classes": list(dataset.classes),
     }
-    (out_dir / f"{split}-{index}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    write_atomic(out_dir / f"{split}-{index}.json", json.dumps(sidecar))
     return event

@@ -20,10 +20,14 @@ from torch.utils.data import Sampler
 class EpochSampler(Sampler[int]):
     """Yields this rank's indices of one epoch, starting ``start`` samples in."""
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1, exclude: frozenset[int] = frozenset()
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
-        self.size = size
+        # Indices never drawn (images the pre-flight found unreadable).
+        self.kept = [i for i in range(size) if i not in exclude] if exclude else None
+        self.size = len(self.kept) if self.kept is not None else size
         self.shuffle = shuffle
         self.seed = seed
         self.rank = rank
@@ -46,6 +50,8 @@ class EpochSampler(Sampler[int]):
         else:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             indices = torch.randperm(self.size, generator=generator).tolist()
+        if self.kept is not None:
+            indices = [self.kept[i] for i in indices]
         if self.world_size == 1 or not indices:
             return indices
         total = self.per_rank * self.world_size

@@ -7,7 +7,9 @@ snapping back, which is what a person steering a run expects.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import bisect
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 
 def warmup_factor(iteration: int, warmup_iters: int, start_factor: float = 1e-3) -> float:
@@ -18,8 +20,11 @@ def warmup_factor(iteration: int, warmup_iters: int, start_factor: float = 1e-3)
     return start_factor * (1 - alpha) + alpha
 
 
-def step_factor(epoch: int, step_size: int, gamma: float) -> float:
-    """StepLR: multiply by ``gamma`` every ``step_size`` epochs (0-based epoch)."""
+def step_factor(epoch: int, step_size: int, gamma: float, milestones: Sequence[int] = ()) -> float:
+    """StepLR: multiply by ``gamma`` every ``step_size`` epochs (0-based epoch); with
+    ``milestones``, MultiStepLR: by ``gamma`` at each listed epoch instead."""
+    if milestones:
+        return gamma ** bisect.bisect_right(sorted(milestones), epoch)
     return gamma ** (epoch // step_size)
 
 
@@ -31,9 +36,11 @@ class LRSchedule:
     warmup_iters: int
     step_size: int
     gamma: float
+    milestones: list[int] = field(default_factory=list)
+    """MultiStepLR epochs (set only when continuing a torchvision-references checkpoint)."""
 
     def factor(self, iteration: int, epoch: int) -> float:
-        return step_factor(epoch, self.step_size, self.gamma) * warmup_factor(iteration, self.warmup_iters)
+        return step_factor(epoch, self.step_size, self.gamma, self.milestones) * warmup_factor(iteration, self.warmup_iters)
 
     def lr(self, iteration: int, epoch: int) -> float:
         return self.base_lr * self.factor(iteration, epoch)

@@ -23,6 +23,7 @@ from cockpit.engine.distributed import DistContext, detect
 from cockpit.engine.faults import Injection
 from cockpit.engine.headless import HeadlessPrinter
 from cockpit.engine.trainer import Trainer
+from cockpit.runfiles import layout
 
 
 @dataclass
@@ -96,7 +97,7 @@ def run_headless(trainer: Trainer, *, log_file: bool = True, on_close: Callable[
     """
     printer = None
     if trainer.run_dir is not None:
-        printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / "cockpit.log" if log_file else None)
+        printer = HeadlessPrinter(sys.stdout, log_file=trainer.run_dir / layout.LOG if log_file else None)
         trainer.subscribe(printer)
     received: list[int] = []
 

@@ -69,8 +69,10 @@ from cockpit.engine.events import (
 )
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import Hook, StepOutcome
+from cockpit.engine.runstart import claim_run_dir
 from cockpit.engine.schedule import LRSchedule
 from cockpit.engine.step import train_step
+from cockpit.runfiles import write_atomic
 
 MAX_OOM_RETRIES = 3
 MAX_AUTO_REWINDS = 3
@@ -161,17 +163,12 @@ class Trainer:
         resume_dir, self._resume_checkpoint = resolve_resume(config, resume)
         self._run_dir: Path | None = None
         self._writer: rundir.RunDirWriter | None = None
+        self._folder = None
+        self._resume_state: dict | None = None
         if self.is_main:
-            if resume_dir is not None:
-                self._run_dir = resume_dir
-            else:
-                self._run_dir = rundir.create(config.resolve_path(config.run.output_dir), config.run.name)
-            (self._run_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
-            (self._run_dir / rundir.CONFIG).write_text(dump_config(config), encoding="utf-8")
-            if preflight is not None:
-                import json
-
-                (self._run_dir / rundir.PREFLIGHT).write_text(json.dumps(preflight, indent=1), encoding="utf-8")
+            # Locked and validated before anything in the folder is written (engine/runstart.py).
+            self._folder, self._resume_state = claim_run_dir(config, resume_dir, self._resume_checkpoint, preflight)
+            self._run_dir = self._folder.path
             self._writer = rundir.RunDirWriter(self._run_dir)
             self._bus.subscribe(self._writer)
 
@@ -240,6 +237,8 @@ class Trainer:
         self._bus.close()
         if self._writer is not None:
             self._writer.close()
+        if self._folder is not None:
+            self._folder.release()
         # Left open until now, not closed when the thread ends: if rank 0 failed, its cockpit
         # stays up to show why, and the other ranks wait for it instead of failing at once
         # (torchrun would then stop every rank, rank 0's cockpit included).
@@ -305,6 +304,7 @@ class Trainer:
         self.train_set = build_dataset(config, "train", train=True)
         self.val_set = build_dataset(config, "val", train=False) if config.data.val else None
         self.train_loader, self.sampler = self._make_train_loader()
+        self._refuse_empty_training_set()
         self.val_loader = self._make_val_loader() if self.val_set is not None else None
         self.model = build_model(config).to(self.device)
         self.model.train()
@@ -346,10 +346,20 @@ class Trainer:
             )
         )
         self._publish_preflight()
+        self._warn_if_disk_nearly_full()
         if self.val_set is not None and len(self.val_set) > 0:
             from cockpit.engine.preview import first_with_objects
 
             self.publish_preview(first_with_objects(self.val_set), predict=self._resume_checkpoint is not None)
+
+    def _refuse_empty_training_set(self) -> None:
+        # Otherwise it "trains" empty epochs, evaluates and checkpoints an untrained model.
+        if self.sampler.size == 0:
+            left_out = len(self.train_set) - self.sampler.size
+            raise _RunFailed(
+                f"the training set ({self.config.data.train}) has no images"
+                + (f" that can be read ({left_out} unreadable)" if left_out else "") + "; nothing to train on"
+            )
 
     def _publish_preflight(self) -> None:
         """The pre-flight verdicts as flag events, so the checklist shows them from the start."""
@@ -380,13 +390,14 @@ class Trainer:
     def _make_train_loader(self):
         from torch.utils.data import DataLoader
 
-        from cockpit.data.loader import SkippingDataset, collate_skipping, seed_worker
+        from cockpit.data.loader import SkippingDataset, collate_skipping, excluded_indices, seed_worker
         from cockpit.engine.sampler import EpochSampler
 
         config = self.config
         # Our own sampler (not shuffle=True) so a resumed run continues mid-epoch exactly.
         sampler = EpochSampler(
-            len(self.train_set), shuffle=True, seed=config.run.seed, rank=self.dist.rank, world_size=self.dist.world_size
+            len(self.train_set), shuffle=True, seed=config.run.seed, rank=self.dist.rank, world_size=self.dist.world_size,
+            exclude=excluded_indices(self._preflight, "train"),
         )
         loader = DataLoader(
             SkippingDataset(self.train_set),
@@ -407,7 +418,8 @@ class Trainer:
 
         return DataLoader(
             SkippingDataset(self.val_set),
-            batch_size=max(1, self.config.data.batch_size),
+            # Not the train batch: a batch is padded to one canvas, so AP would depend on it.
+            batch_size=self.config.eval.batch_size,
             shuffle=False,
             num_workers=min(self.config.data.num_workers, 2),
             collate_fn=collate_skipping,
@@ -441,16 +453,25 @@ class Trainer:
     def _finish_complete(self) -> tuple[str, str]:
         self._set_state(RunState.STOPPING, "training complete")
         if self.val_set is not None and self._last_eval_iter != self.iteration:
-            self.evaluate()
-        self.save_checkpoint("final")
+            # A side job failing at the end (a val file gone, pycocotools choking) must not
+            # cost the run its final checkpoint: the weights are what the user came for.
+            try:
+                self.evaluate()
+            except Exception as error:  # noqa: BLE001 - reported, then the checkpoint is still written
+                self.publish(RunWarning(
+                    f"final evaluation skipped ({type(error).__name__}: {error}); last.pt is still written",
+                    iter=self.iteration, category="side_job_failed",
+                ))
+        if not self.save_checkpoint("final") and self.checkpoint_error:
+            raise _RunFailed(self.checkpoint_error)
         return "finished", "training complete"
 
     def _finish_stopped(self) -> tuple[str, str]:
         stop = self._stop
         assert stop is not None
         self._set_state(RunState.STOPPING, f"stop requested ({stop.reason})")
-        if stop.save:
-            self.save_checkpoint(f"stop ({stop.reason})")
+        if stop.save and not self.save_checkpoint(f"stop ({stop.reason})") and self.checkpoint_error:
+            raise _RunFailed(self.checkpoint_error)
         self.publish(CommandAck(command=stop.name, iter=self.iteration))
         if stop.reason.startswith("failure:"):
             raise _RunFailed(stop.reason[len("failure:") :].strip())
@@ -812,7 +833,9 @@ class Trainer:
             self._set_lr(self.lr * command.factor, LRSource.USER)
             return None
         if isinstance(command, SaveCheckpoint):
-            return None if self.save_checkpoint("user") else "weights are not finite; checkpoint not written"
+            if self.save_checkpoint("user"):
+                return None
+            return self.checkpoint_error or "weights are not finite; checkpoint not written"
         if isinstance(command, EvaluateNow):
             if self.val_set is None:
                 return "no val split configured (data.val)"
@@ -854,7 +877,7 @@ class Trainer:
                 self.train_set.transform, hflip=new_config.augment.hflip, photometric=new_config.augment.photometric
             )
         if self._run_dir is not None:
-            (self._run_dir / rundir.CONFIG).write_text(dump_config(new_config), encoding="utf-8")
+            write_atomic(self._run_dir / rundir.CONFIG, dump_config(new_config))
         return None
 
     # -- LR -------------------------------------------------------------------------------
@@ -895,9 +918,12 @@ class Trainer:
         evaluation = evaluate(self.model, self.val_loader, self.val_set, self.device, self.config.eval.score_thresh)
         self.evaluations += 1
         self._last_eval_iter = self.iteration
+        for path, message in evaluation.skipped:
+            self.publish(RunWarning(f"evaluation skipped unreadable val image {path}: {message}", iter=self.iteration,
+                                    category="skipped_sample", details={"path": path, "error": message}))
         predictions = self._run_dir / rundir.PREDICTIONS / f"eval-iter{self.iteration:06d}.json"
         predictions.parent.mkdir(exist_ok=True)
-        predictions.write_text(json.dumps(evaluation.results), encoding="utf-8")
+        write_atomic(predictions, json.dumps(evaluation.results))
         result = EvalResult(
             iter=self.iteration,
             epoch=self.epoch + 1,
@@ -931,16 +957,25 @@ class Trainer:
         dataset = self.val_set if split == "val" else self.train_set
         if split == "val":
             self._preview_index = index
-        event = make_preview(
-            self.model if predict else None,
-            dataset,
-            index,
-            device=self.device,
-            iteration=self.iteration,
-            score_thresh=self.config.eval.score_thresh,
-            out_dir=self._run_dir / rundir.PREVIEWS,
-            split=split,
-        )
+        try:
+            event = make_preview(
+                self.model if predict else None,
+                dataset,
+                index,
+                device=self.device,
+                iteration=self.iteration,
+                score_thresh=self.config.eval.score_thresh,
+                out_dir=self._run_dir / rundir.PREVIEWS,
+                split=split,
+            )
+        except Exception as error:  # noqa: BLE001 - a preview is a side job: skip and name it, as the loaders do
+            path = dataset.image_path(index) if hasattr(dataset, "image_path") else None
+            self.publish(RunWarning(
+                f"preview of {split} #{index} skipped ({path or 'no path'}): {type(error).__name__}: {error}",
+                iter=self.iteration, category="skipped_sample",
+                details={"index": index, "path": path, "error": f"{type(error).__name__}: {error}"},
+            ))
+            return
         self.publish(event)
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -972,18 +1007,53 @@ class Trainer:
             return False
         state = self.checkpoint_state()
         directory = self._run_dir / rundir.CHECKPOINTS
-        path = ckpt.save_atomic(state, directory / (rundir.BEST if best else rundir.LAST))
+        try:
+            path = ckpt.save_atomic(state, directory / (rundir.BEST if best else rundir.LAST))
+        except ckpt.CheckpointError as error:
+            self._checkpoint_failed(str(error))
+            return False
+        self.checkpoint_error = ""
         self.publish(CheckpointSaved(iter=self.iteration, epoch=self.epoch + 1, path=str(path), reason=reason, best=best))
         return True
 
+    checkpoint_error = ""
+    """Why the latest checkpoint could not be written (disk full...); empty after a good save."""
+
+    def _checkpoint_failed(self, reason: str) -> None:
+        """A full disk pauses the run (the user frees space and resumes) or stops a headless
+        one without another write; the previous checkpoint stays as it was."""
+        self.checkpoint_error = reason
+        self.publish(RunError(summary=reason, traceback="", iter=self.iteration, fatal=self.is_headless))
+        if self.is_headless:
+            self.failure_reason = reason
+            self.send(Stop(save=False, reason=f"failure: {reason}"))
+        elif self._state is RunState.RUNNING:
+            self._set_state(RunState.PAUSED, reason)
+
+    def _warn_if_disk_nearly_full(self) -> None:
+        if self._run_dir is not None:
+            flag = ckpt.nearly_full_flag(self._run_dir, ckpt.tensor_bytes(self.model.state_dict()), self.iteration)
+            if flag is not None:
+                self.publish(flag)
+
     def _load_checkpoint(self, path: Path) -> None:
-        state = ckpt.load(path, map_location=self.device)
+        # Rank 0 already loaded (and checked) it before claiming the run folder.
+        state, self._resume_state = self._resume_state or ckpt.load(path, map_location=self.device), None
+        if ckpt.is_references(state):
+            iters_per_epoch = -(-self.sampler.per_rank // self.config.data.batch_size)
+            state, notes = ckpt.from_references(state, iters_per_epoch, self.schedule.state_dict())
+            for note in notes:
+                self.publish(RunWarning(note, iter=0, category="foreign_checkpoint"))
         try:
             self.model.load_state_dict(state["model"])
         except (RuntimeError, KeyError) as error:
             raise ckpt.CheckpointError(f"{path} does not fit this model (arch or classes changed?): {error}") from None
         if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as error:  # other parameter groups (e.g. --norm-weight-decay)
+                self.publish(RunWarning(f"optimizer state not loaded ({error}); momentum starts afresh",
+                                        iter=0, category="foreign_checkpoint"))
         if "lr_scheduler" in state and isinstance(state["lr_scheduler"], dict) and "base_lr" in state["lr_scheduler"]:
             self.schedule.load_state_dict(state["lr_scheduler"])
         if state.get("scaler"):

@@ -23,8 +23,9 @@ across runs rely on that.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from cockpit.runfiles import codec, records
 
 ASSIGNMENT_KEYS = frozenset({
     "rpn_pos", "rpn_neg", "gt_no_anchor", "roi_fg", "roi_bg", "roi_fg_frac",
@@ -35,15 +36,8 @@ _SKIP = frozenset({"kind", "iter", "epoch", "timestamp"})
 _RENAMES = {"time": "iter_time"}
 
 
-def number(value: Any) -> float | None:
-    """A finite float, else None (NaN/Inf and the strings a writer stores them as are dropped)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        result = float(value)
-    except ValueError:
-        return None
-    return result if math.isfinite(result) else None
+number = codec.finite
+"""A finite float, else None (NaN/Inf and the strings the run files store them as are dropped)."""
 
 
 def train_tag(key: str) -> str:
@@ -72,18 +66,8 @@ def train_scalars(record: dict[str, Any]) -> dict[str, float]:
 
 
 def flatten_step(event: dict[str, Any]) -> dict[str, Any]:
-    """A step event (``to_dict()``) as a flat record: nested dicts (losses, memory, and any
-    signals a newer engine adds as a dict) merged in, ``iter_time`` named ``time``."""
-    record: dict[str, Any] = {}
-    for key, value in event.items():
-        if key in ("kind", "time"):
-            continue
-        if isinstance(value, dict):
-            for inner, item in value.items():
-                record.setdefault(str(inner), item)
-        else:
-            record["time" if key == "iter_time" else key] = value
-    return record
+    """A step event (``to_dict()``) as the flat record ``metrics.jsonl`` holds for it."""
+    return records.train_record(event)
 
 
 def eval_scalars(record: dict[str, Any]) -> dict[str, float]:

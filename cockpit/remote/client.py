@@ -20,11 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from cockpit.engine import rundir
 from cockpit.engine.commands import Command
 from cockpit.engine.events import CommandAck, Event, RunFinished, RunState, RunWarning, StateChanged, event_from_dict
 from cockpit.engine.link import Listener
 from cockpit.remote import protocol
+from cockpit.runfiles import codec, layout
 from cockpit.remote.runs import RunInfo, count_lines, inspect
 
 REPLAY_WAIT = 5.0
@@ -36,23 +36,36 @@ class AttachError(Exception):
 
 
 def read_events(path: Path, limit: int | None = None) -> list[Event]:
-    """The events in ``events.jsonl`` (the first ``limit`` lines); torn or unknown lines are skipped."""
-    import json
+    """The events in ``events.jsonl`` (the first ``limit`` lines); torn, too deep or unknown lines are skipped."""
+    return read_events_counted(path, limit)[0]
 
+
+def read_events_counted(path: Path, limit: int | None = None) -> tuple[list[Event], int]:
+    """:func:`read_events` and how many non-blank lines were skipped."""
     events: list[Event] = []
+    skipped = 0
     try:
         handle = open(path, "rb")
     except OSError:
-        return events
+        return events, 0
     with handle:
         for number, raw in enumerate(handle):
             if limit is not None and number >= limit:
                 break
-            try:
-                events.append(protocol.restore_floats(event_from_dict(json.loads(raw))))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return events
+            event = _event_from_line(raw)
+            if event is not None:
+                events.append(event)
+            elif raw.strip():
+                skipped += 1
+    return events, skipped
+
+
+def _event_from_line(raw: bytes) -> Event | None:
+    """One ``events.jsonl`` line as an event, or None when it cannot be one."""
+    try:
+        return protocol.restore_floats(event_from_dict(codec.loads(raw)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class RemoteLink:
@@ -185,14 +198,17 @@ class RemoteLink:
             listener(event)
 
     def _replay(self, limit: int | None) -> None:
-        path = self._run_dir / rundir.EVENTS
+        path = self._run_dir / layout.EVENTS
         if limit is not None:
             # The server numbers an event as the writer appends it; give the writer a moment.
             deadline = time.monotonic() + REPLAY_WAIT
             while count_lines(path) < limit and time.monotonic() < deadline:
                 time.sleep(0.05)
-        for event in read_events(path, limit):
+        events, skipped = read_events_counted(path, limit)
+        for event in events:
             self._emit(event)
+        if skipped:
+            self._emit(RunWarning(f"skipped {skipped} unreadable line(s) of {layout.EVENTS} in the replay", category="remote"))
 
     def _follow(self) -> None:
         if self._hello is None:
@@ -245,11 +261,9 @@ class RemoteLink:
 
     def _tail(self, interval: float = 0.5) -> None:
         """Follow ``events.jsonl`` of a run without a socket until it ends or its process is gone."""
-        import json
-
         from cockpit.remote.runs import pid_alive, read_server_info
 
-        path = self._run_dir / rundir.EVENTS
+        path = self._run_dir / layout.EVENTS
         server = read_server_info(self._run_dir) or {}
         pid, start = server.get("pid"), server.get("process_start")
         offset, partial = 0, b""
@@ -264,9 +278,8 @@ class RemoteLink:
             offset += len(data)
             *lines, partial = (partial + data).split(b"\n")
             for raw in lines:
-                try:
-                    event = protocol.restore_floats(event_from_dict(json.loads(raw)))
-                except (ValueError, KeyError, TypeError):
+                event = _event_from_line(raw)
+                if event is None:
                     continue
                 self._emit(event)
                 if isinstance(event, RunFinished):

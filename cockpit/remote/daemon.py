@@ -6,8 +6,11 @@ stdin on /dev/null; the child forks once more and its first child exits, so the 
 process is not a session leader (it can never gain a controlling terminal) and is not
 the CLI's child (init reaps it; a zombie never looks alive). The run's process builds the
 trainer and the :class:`~cockpit.remote.server.ControlServer`, writes ``server.json``,
-points its stdout/stderr at ``RUN_DIR/cockpit.log``, then reports "ready" (or one line of
-error) through a pipe, and trains headless until the run ends or a signal stops it.
+points its stdout/stderr at ``RUN_DIR/cockpit.log`` and trains headless until the run ends or
+a signal stops it. It reports "ready" through a pipe only once training has started, or
+one line of error if the run failed before its first iteration, so the CLI never says
+"started" about a run that is already dead. The child runs with ``python -P``, so a
+``cockpit/`` folder in the working directory cannot shadow the package.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from cockpit.runfiles import layout
 
 READY_TIMEOUT = 600.0
 """Importing torch and building the model on a busy machine can take a while."""
@@ -58,8 +64,10 @@ def spawn(request: DetachRequest, timeout: float = READY_TIMEOUT) -> Detached:
     early = tempfile.TemporaryFile()
     read_end, write_end = os.pipe()
     try:
+        # -P: no working directory at the front of sys.path, so a `cockpit/` folder where the
+        # user happens to stand cannot shadow the package the run imports.
         child = subprocess.Popen(
-            [sys.executable, "-m", "cockpit.remote.daemon", str(write_end), request_path],
+            [sys.executable, "-P", "-m", "cockpit.remote.daemon", str(write_end), request_path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=early,
@@ -87,7 +95,8 @@ def spawn(request: DetachRequest, timeout: float = READY_TIMEOUT) -> Detached:
             tail = f": {lines[-1]}" if lines else ""
             raise DetachError(f"the background run exited before it started{tail}")
     if not report.get("ok"):
-        raise DetachError(str(report.get("error") or "the background run did not start"))
+        where = f" (run directory {report['run_dir']})" if report.get("run_dir") else ""
+        raise DetachError(str(report.get("error") or "the background run did not start") + where)
     return Detached(run_dir=Path(report["run_dir"]), pid=int(report["pid"]), socket=Path(report["socket"]))
 
 
@@ -155,6 +164,42 @@ def _serve(trainer, server) -> int:
     return run_headless(trainer, log_file=False, on_close=close)
 
 
+class _StartWatch:
+    """A listener that tells the waiting CLI, once, whether training started or the run ended.
+
+    "Ready" is only said once the first iteration is under way: datasets, model and
+    checkpoint are built in the trainer's thread, and a run that dies there (bad data under
+    --no-check) must be reported as failed, with its reason, not as started.
+    """
+
+    def __init__(self, ready, trainer, server):
+        self.ready = ready
+        self.trainer = trainer
+        self.server = server
+        self.lock = threading.Lock()
+
+    def __call__(self, event) -> None:
+        from cockpit.engine.events import RunFinished, StateChanged
+
+        if isinstance(event, StateChanged) and event.state.value in ("RUNNING", "PAUSED"):
+            self.report({"ok": True, "pid": os.getpid(), "socket": str(self.server.socket_path)})
+        elif isinstance(event, RunFinished):
+            ok = event.outcome != "failed"
+            self.report({"ok": ok, "pid": os.getpid(), "socket": str(self.server.socket_path),
+                         "error": "" if ok else f"the run failed before training: {event.reason}"})
+
+    def report(self, message: dict) -> None:
+        with self.lock:
+            if self.ready is None:
+                return
+            ready, self.ready = self.ready, None
+        try:
+            ready.write(json.dumps({**message, "run_dir": str(self.trainer.run_dir)}) + "\n")
+            ready.close()
+        except OSError:
+            pass  # the CLI gave up waiting; the run goes on regardless
+
+
 def main(argv: list[str]) -> int:
     ready_fd, request_path = int(argv[0]), argv[1]
     if os.fork():
@@ -169,15 +214,12 @@ def main(argv: list[str]) -> int:
         ready.write(json.dumps({"ok": False, "error": _one_line(error)}) + "\n")
         ready.close()
         return 1
-    log = open(Path(trainer.run_dir) / "cockpit.log", "a", encoding="utf-8")
+    log = open(Path(trainer.run_dir) / layout.LOG, "a", encoding="utf-8")
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
-    ready.write(json.dumps({
-        "ok": True, "run_dir": str(trainer.run_dir), "pid": os.getpid(), "socket": str(server.socket_path),
-    }) + "\n")
-    ready.close()
+    trainer.subscribe(_StartWatch(ready, trainer, server))
     return _serve(trainer, server)
 
 

@@ -23,13 +23,13 @@ sees exactly what the in-process cockpit sees.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from cockpit.engine.commands import Command, command_from_dict
 from cockpit.engine.events import Event, event_from_dict
-from cockpit.engine.rundir import dumps
+from cockpit.runfiles import codec
+from cockpit.runfiles.codec import dumps
 
 VERSION = 1
 MAX_COMMAND_BYTES = 64 * 1024
@@ -52,7 +52,7 @@ class ProtocolError(ValueError):
 def encode(type_: str, **fields: Any) -> bytes:
     """One message as a newline-terminated line."""
     payload = {"v": VERSION, "type": type_, **fields}
-    # rundir.dumps writes NaN/Inf as strings: a NaN loss is exactly what a cockpit must show.
+    # The run files' codec writes NaN/Inf as strings: a NaN loss is exactly what a cockpit must show.
     return (dumps(payload) + "\n").encode("utf-8")
 
 
@@ -69,9 +69,11 @@ def decode(line: bytes, *, allowed: frozenset[str], max_bytes: int) -> dict[str,
     if len(line) > max_bytes:
         raise ProtocolError(f"message too long ({len(line)} bytes, at most {max_bytes})")
     try:
-        data = json.loads(line.decode("utf-8"))
+        data = codec.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(f"not a JSON object: {str(error).splitlines()[0]}") from None
+    except RecursionError:  # e.g. 50,000 "[": json recurses once per level
+        raise ProtocolError("not a JSON object: nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("not a JSON object")
     msg_id = data.get("id") if isinstance(data.get("id"), str) else None
@@ -107,19 +109,6 @@ def decode_event(data: dict[str, Any]) -> Event:
         raise ProtocolError(f"unreadable event {body.get('kind')!r}: {error}") from None
 
 
-_NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
-
-
-def _unstring(value: Any) -> Any:
-    if isinstance(value, str):
-        return _NONFINITE.get(value, value)
-    if isinstance(value, dict):
-        return {k: _unstring(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unstring(v) for v in value]
-    return value
-
-
 def restore_floats(event: Event) -> Event:
     """Undo the NaN/Inf-as-string of JSON in the event's float-typed fields.
 
@@ -130,7 +119,7 @@ def restore_floats(event: Event) -> Event:
     for f in dataclasses.fields(event):
         if "float" in str(f.type):
             value = getattr(event, f.name)
-            restored = _unstring(value)
+            restored = codec.decode(value)
             if restored is not value and restored != value:
                 changes[f.name] = restored
     return dataclasses.replace(event, **changes) if changes else event

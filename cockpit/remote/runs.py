@@ -19,7 +19,6 @@ Detached runs also register themselves in a per-user folder (see :func:`runtime_
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import time
@@ -27,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cockpit.engine import rundir
+from cockpit.runfiles import codec, layout
+from cockpit.runfiles.jsonl import EVENT_SCHEMA, JsonlFile, iter_jsonl, read_json, write_json
 
-SERVER_FILE = "server.json"
+SERVER_FILE = layout.SERVER
 CONTROL_DIR = ".control"
 SOCKET_NAME = "cockpit.sock"
 SOCKET_PATH_LIMIT = 100
@@ -131,18 +131,12 @@ def write_server_info(run_dir: Path, socket: Path | None, pid: int | None = None
         "started": time.time(),
         "run_dir": str(Path(run_dir).resolve()),
     }
-    target = Path(run_dir) / SERVER_FILE
-    temp = target.with_name(target.name + ".tmp")
-    temp.write_text(json.dumps(info, indent=1), encoding="utf-8")
-    os.replace(temp, target)
+    write_json(Path(run_dir) / SERVER_FILE, info)
     return info
 
 
 def read_server_info(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((Path(run_dir) / SERVER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    data, _ = read_json(Path(run_dir) / SERVER_FILE)
     return data if isinstance(data, dict) else None
 
 
@@ -207,6 +201,8 @@ class RunInfo:
     updated: float
     socket: Path | None
     pid: int | None
+    bad_lines: int = 0
+    """Lines of ``events.jsonl`` that could not be read (skipped)."""
 
     @property
     def alive(self) -> bool:
@@ -217,50 +213,40 @@ class RunInfo:
         return self.alive and self.socket is not None
 
 
-def _scan_events(path: Path) -> tuple[dict | None, int, int, float | None, float | None, str]:
-    """(finished event, last iteration, total iterations, best AP50, first event time, last state)."""
+def _scan_events(path: Path) -> tuple[dict | None, int, int, float | None, float | None, int, str]:
+    """(finished event, last iteration, total iterations, best AP50, first event time, bad lines, last state)."""
     finished = None
     last_state = ""
     iteration = total = 0
     best = None
     first = None
-    try:
-        handle = open(path, "rb")
-    except OSError:
-        return None, 0, 0, None, None, ""
-    with handle:
-        for raw in handle:
-            # A killed writer may leave a torn last line: skip what does not parse.
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            kind = event.get("kind")
-            if first is None and isinstance(event.get("time"), (int, float)):
-                first = float(event["time"])
-            if isinstance(event.get("iter"), int):
-                iteration = max(iteration, event["iter"])
-            if kind == "run_started":
-                total = int(event.get("total_iters") or 0)
-                finished = None  # a resumed run appends: only the newest finish counts
-            elif kind == "eval":
-                ap50 = (event.get("metrics") or {}).get("AP50")
-                if isinstance(ap50, (int, float)) and (best is None or ap50 > best):
-                    best = float(ap50)
-            elif kind == "finished":
-                finished = event
-            elif kind == "state" and isinstance(event.get("state"), str):
-                last_state = event["state"]
-    return finished, iteration, total, best, first, last_state
+    stats = JsonlFile()
+    # The codec skips (and counts) torn, too deep and wrongly typed lines.
+    for event in iter_jsonl(path, EVENT_SCHEMA, stats):
+        kind = event.get("kind")
+        if first is None and event.get("time") is not None:
+            first = codec.finite(event["time"])
+        if isinstance(event.get("iter"), int):
+            iteration = max(iteration, event["iter"])
+        if kind == "run_started":
+            total = int(event.get("total_iters") or 0)
+            finished = None  # a resumed run appends: only the newest finish counts
+        elif kind == "eval":
+            ap50 = codec.finite((event.get("metrics") or {}).get("AP50"))
+            if ap50 is not None and (best is None or ap50 > best):
+                best = ap50
+        elif kind == "finished":
+            finished = event
+        elif kind == "state" and isinstance(event.get("state"), str):
+            last_state = event["state"]
+    return finished, iteration, total, best, first, len(stats.bad_lines), last_state
 
 
 def inspect(run_dir: Path) -> RunInfo:
     """The state and headline numbers of one run folder."""
     run_dir = Path(run_dir)
-    events = run_dir / rundir.EVENTS
-    finished, iteration, total, best, first, last_state = _scan_events(events)
+    events = run_dir / layout.EVENTS
+    finished, iteration, total, best, first, bad_lines, last_state = _scan_events(events)
     server = read_server_info(run_dir) or {}
     pid = server.get("pid") if isinstance(server.get("pid"), int) else None
     if finished is not None:
@@ -288,11 +274,11 @@ def inspect(run_dir: Path) -> RunInfo:
         updated=updated,
         socket=Path(socket) if isinstance(socket, str) and state in ALIVE else None,
         pid=pid,
+        bad_lines=bad_lines,
     )
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / rundir.EVENTS).is_file() or (path / rundir.CONFIG).is_file() or (path / SERVER_FILE).is_file()
+is_run_dir = layout.is_run_dir
 
 
 def find_runs(output_dir: Path) -> list[RunInfo]:
@@ -392,3 +378,14 @@ def format_table(runs: list[RunInfo], now: float | None = None) -> str:
         rows.append((str(run.run_dir), run.state, f"{run.iteration}{total}", best, age, note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def skipped_note(runs: list[RunInfo]) -> str | None:
+    """One line naming the runs whose ``events.jsonl`` had unreadable lines (None: none had)."""
+    damaged = [run for run in runs if run.bad_lines]
+    if not damaged:
+        return None
+    total = sum(run.bad_lines for run in damaged)
+    names = ", ".join(f"{run.run_dir.name} ({run.bad_lines})" for run in damaged[:3])
+    more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    return f"skipped {total} unreadable line(s) of events.jsonl in {names}{more}"

@@ -13,6 +13,10 @@ lock, so commands from several cockpits reach the engine in the order they arriv
 engine's ``CommandAck`` events go to every client. A malformed, unknown or over-long
 message gets an ``error`` reply and changes nothing.
 
+At most ``MAX_CLIENTS`` cockpits are connected at once; a connection beyond that gets an
+``error`` reply and is closed by the accept loop, without a thread of its own, so no
+number of idle connections can slow the run or delay its stop.
+
 The socket is bound under umask 0o177 (so it is 0600 from its first instant) inside a 0700
 folder, and each connection's peer uid (SO_PEERCRED) must be the owner's.
 """
@@ -24,9 +28,10 @@ import os
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 
-from cockpit.engine import rundir
+from cockpit.runfiles import layout
 from cockpit.engine.commands import Command
 from cockpit.engine.events import Event, RunFinished, RunState, StateChanged, StepMetrics
 from cockpit.engine.link import EngineLink
@@ -36,7 +41,14 @@ from cockpit.remote.runs import count_lines, socket_path_for
 DEFAULT_BACKLOG = 2000
 """Messages a client may fall behind by before it starts missing events."""
 FLUSH_TIMEOUT = 5.0
-"""On close, how long each client gets to take its last events and ``bye``."""
+"""On close, how long the clients together get to take their last events and ``bye``."""
+MAX_CLIENTS = 32
+"""Connected cockpits at most; more are refused with a message and cost no thread. Each
+admitted client has two threads, so a buggy script opening thousands of connections
+cannot starve the training thread (or the signal handler) of the interpreter."""
+HANDSHAKE_TIMEOUT = 5.0
+"""How long the accept loop waits on one connection (peer check, refusal message), so a
+peer that never reads cannot hold up everyone else's connection."""
 
 
 class ServerError(Exception):
@@ -178,8 +190,12 @@ class ControlServer:
         *,
         max_backlog: int = DEFAULT_BACKLOG,
         allowed_uid: int | None = None,
+        max_clients: int = MAX_CLIENTS,
     ):
         self.link = link
+        self.max_clients = max_clients
+        self.refused = 0
+        """Connections turned away because ``max_clients`` were connected."""
         self.run_dir = Path(run_dir)
         self.socket_path = Path(socket_path) if socket_path is not None else socket_path_for(self.run_dir)
         self.max_backlog = max_backlog
@@ -188,7 +204,7 @@ class ControlServer:
         self._command_lock = threading.Lock()
         self._clients: list[_Client] = []
         self._numbers = 0
-        self._seq = count_lines(self.run_dir / rundir.EVENTS)
+        self._seq = count_lines(self.run_dir / layout.EVENTS)
         self._state = link.state
         self._listener: socket.socket | None = None
         self._accepter: threading.Thread | None = None
@@ -241,12 +257,29 @@ class ControlServer:
             except OSError:
                 conn.close()
 
+    def _refuse(self, conn: socket.socket, message: str) -> None:
+        try:
+            conn.sendall(protocol.encode("error", id=None, message=message))
+        except OSError:
+            pass  # the peer is gone or not reading: refused all the same
+        conn.close()
+
     def _admit(self, conn: socket.socket) -> None:
+        conn.settimeout(HANDSHAKE_TIMEOUT)
         uid = peer_uid(conn)
         if uid is not None and uid != self.allowed_uid:
-            conn.sendall(protocol.encode("error", id=None, message=f"permission denied: this run belongs to uid {self.allowed_uid}"))
-            conn.close()
+            self._refuse(conn, f"permission denied: this run belongs to uid {self.allowed_uid}")
             return
+        with self._lock:
+            full = len(self._clients) >= self.max_clients
+            if full:
+                self.refused += 1
+        if full:
+            self._refuse(conn, f"too many connections: {self.max_clients} cockpits are attached to this run; "
+                               "close one and try again")
+            return
+        # Admitted: the client's own threads block on it (each bounded by its queue).
+        conn.settimeout(None)
         with self._lock:
             if self._closed:
                 conn.close()
@@ -307,7 +340,10 @@ class ControlServer:
             pass
         for client in clients:
             client.put(protocol.encode("bye", reason=reason))
+        # One deadline for all: with many clients, a per-client wait would hold up the end of
+        # the run (and a SIGTERM) for minutes.
+        deadline = time.monotonic() + FLUSH_TIMEOUT
         for client in clients:
-            client.drain(FLUSH_TIMEOUT)
+            client.drain(max(0.0, deadline - time.monotonic()))
         if self._accepter is not None:
             self._accepter.join(1.0)

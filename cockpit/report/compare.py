@@ -17,12 +17,12 @@ from pathlib import Path
 
 from cockpit.report import analysis as an
 from cockpit.report import compare_analysis as ca
-from cockpit.report.build import _write_atomic
 from cockpit.report.compare_plots import GROUP_TITLES, colour_name, group_figure
 from cockpit.report.document import Document, Figure, Section, Subheading, Table, Text
 from cockpit.report.html import render_html
 from cockpit.report.markdown import figure_filename, render_markdown
 from cockpit.report.rundir import RunDir, read_run_dir
+from cockpit.runfiles import write_atomic
 
 BEST = "★"
 
@@ -165,9 +165,9 @@ def build_comparison(run_dirs: list[str | os.PathLike[str]], out_dir: str | os.P
     directory.mkdir(parents=True, exist_ok=True)
     document = build_document(runs)
     html_path = directory / "compare.html"
-    _write_atomic(html_path, render_html(document, generator="cockpit compare").encode("utf-8"))
+    write_atomic(html_path, render_html(document, generator="cockpit compare").encode("utf-8"))
     for figure in document.figures():
-        _write_atomic(directory / figure_filename(figure), figure.png)
+        write_atomic(directory / figure_filename(figure), figure.png)
     md_path = directory / "compare.md"
-    _write_atomic(md_path, render_markdown(document).encode("utf-8"))
+    write_atomic(md_path, render_markdown(document).encode("utf-8"))
     return ComparePaths(html=html_path, markdown=md_path, directory=directory)

@@ -15,6 +15,7 @@ from cockpit.report import plots
 from cockpit.report.document import Code, Document, Figure, KeyValues, Section, Subheading, Table, Text
 from cockpit.report.previews import preview_images
 from cockpit.report.rundir import COCO_KEYS, RunDir, finite
+from cockpit.runfiles import layout
 
 FLAG_LIMIT = 100
 """Flags listed one by one at most (a rule that flaps is summarised by the rest)."""
@@ -146,6 +147,7 @@ def _evaluation(run: RunDir) -> Section:
     section.add(
         Table(["iter", "epoch", *COCO_KEYS], rows, "The 12 COCO bbox numbers at each evaluation (n/a: undefined, e.g. no small objects).", styles)
     )
+    section.add(Text(_eval_batch_note(run)))
     if best is None:
         return section.add(Text("No evaluation produced a valid AP, so there is no best one.", "missing"))
     per_class_best = best["eval"].get("per_class") or {}
@@ -165,6 +167,23 @@ def _evaluation(run: RunDir) -> Section:
             row.append(an.fmt_num(per_class_final.get(name)))
         rows.append(row)
     return section.add(Table(headers, rows))
+
+
+def _eval_batch_note(run: RunDir) -> str:
+    """Which val batch size the numbers come from: torchvision pads a batch to one canvas,
+    so AP at batch 2 differs slightly from AP at batch 1 (the references' setting)."""
+    config = run.config
+    # A config written before eval.batch_size existed evaluated with the train batch.
+    if config is None:
+        return "Val batch size unknown (no readable config.toml)."
+    if "batch_size" in (run.config_text or "").partition("[eval]")[2].partition("\n[")[0]:
+        size = config.eval.batch_size
+    else:
+        size = config.data.batch_size
+    if size == 1:
+        return "Evaluated one val image at a time (eval.batch_size = 1), as torchvision's references do."
+    return (f"Evaluated {size} val images per batch (eval.batch_size = {size}): torchvision pads a batch to one "
+            "canvas, so AP differs slightly from the references' batch-1 numbers.")
 
 
 def _checklist(run: RunDir) -> Section:
@@ -317,7 +336,7 @@ def _environment(run: RunDir) -> Section:
     section.add(Subheading("Resume this run"), Code(an.resume_command(run)))
     if "last" not in run.checkpoints:
         section.add(Text("There is no checkpoints/last.pt yet, so resuming will fail until one is written.", "missing"))
-    files = [name for name in ("config.toml", "metrics.jsonl", "events.jsonl", "preflight.json", "cockpit.log") if (run.path / name).is_file()]
+    files = [name for name in (layout.CONFIG, layout.METRICS, layout.EVENTS, layout.ABANDONED, layout.PREFLIGHT, layout.LOG) if (run.path / name).is_file()]
     section.add(Text("Files in the run directory: " + (", ".join(files) or "none of the expected ones") + ".", "note"))
     return section
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cockpit.report.rundir import RunDir, finite
+from cockpit.runfiles.jsonl import read_json
 
 GT_COLOR = (20, 170, 60)
 PRED_COLOR = (220, 40, 40)
@@ -174,12 +175,9 @@ def _config_dirs(run: RunDir) -> list[Path]:
     ``server.json`` names the config's folder (runs started by this version); older runs
     get guesses: the folder above the output folder, the run folder, the working folder."""
     bases: list[Path] = []
-    try:
-        server = json.loads((run.path / "server.json").read_text(encoding="utf-8"))
-        if isinstance(server, dict) and isinstance(server.get("config_dir"), str):
-            bases.append(Path(server["config_dir"]))
-    except (OSError, ValueError):
-        pass
+    server, _ = read_json(run.path / "server.json")
+    if isinstance(server, dict) and isinstance(server.get("config_dir"), str):
+        bases.append(Path(server["config_dir"]))
     bases.append(run.path)
     config = run.config
     output_dir = Path(config.run.output_dir) if config is not None else Path("runs")
@@ -248,6 +246,7 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
         return None if box is None else [box[0], box[1], box[0] + box[2], box[1] + box[3]]
 
     out = []
+    unreadable: list[str] = []
     thresh = _score_thresh(run)
     for info in coco.get("images", []):
         if len(out) >= limit:
@@ -271,9 +270,14 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
                     thresh,
                 )
         except (OSError, UnidentifiedImageError, ValueError):
+            unreadable.append(str(info.get("file_name", "")))
             continue
         out.append(PreviewImage(f"val image {image_id}: {info.get('file_name', '')}", png, caption))
     note = f"drawn from predictions/{chosen.name} on the val images of {ann_path.name}"
+    if unreadable and out:
+        # Skipped and named, as the loaders do: a deleted val file must not hide the rest.
+        shown = ", ".join(unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        note += f"; skipped {len(unreadable)} unreadable image(s): {shown}"
     if not out:
         note = f"the val images named in {ann_path.name} could not be opened under {image_dir}"
     return out, note

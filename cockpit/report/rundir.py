@@ -13,92 +13,25 @@ kinds or fields this version does not know.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cockpit.runfiles import layout, records
+from cockpit.runfiles.codec import finite as _finite
+from cockpit.runfiles.codec import number as _number
+from cockpit.runfiles.jsonl import EVENT_SCHEMA, METRICS_SCHEMA, JsonlFile, read_json, read_jsonl
+
+__all__ = ["COCO_KEYS", "LOSS_KEYS", "MEMORY_KEYS", "JsonlFile", "RunDir", "finite", "read_jsonl", "read_run_dir"]
+
 LOSS_KEYS = ("loss", "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 """The total and the four Faster R-CNN loss terms, in the order the report shows them."""
 
-MEMORY_KEYS = ("mem_allocated_mb", "mem_reserved_mb", "mem_peak_mb", "rss_mb")
+MEMORY_KEYS = tuple(records.memory_column(k) for k in ("allocated_mb", "reserved_mb", "peak_mb", "rss_mb"))
+"""The memory columns the report plots, named as the writer names them."""
 
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 """The 12 standard COCO numbers, as the engine names them."""
-
-
-@dataclass
-class JsonlFile:
-    """The records of a JSON-lines file and what could not be read from it."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    exists: bool = False
-    bad_lines: list[int] = field(default_factory=list)
-    """1-based numbers of lines that are not a JSON object (skipped)."""
-    truncated_tail: bool = False
-    """The last line is cut off -- normal for a run killed mid-write, or still being written."""
-    error: str | None = None
-
-
-def read_jsonl(path: Path) -> JsonlFile:
-    """Read one JSON object per line, skipping (and counting) lines that do not parse."""
-    result = JsonlFile()
-    if not path.is_file():
-        return result
-    result.exists = True
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        result.error = f"cannot read: {error}"
-        return result
-    # errors="replace": a torn multi-byte character must not lose the whole file.
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    ends_with_newline = text.endswith("\n")
-    loads = json.loads
-    records = result.records
-    last = len(lines) - 1
-    for number, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            record = loads(line)
-        except ValueError:
-            if number == last and not ends_with_newline:
-                result.truncated_tail = True
-            else:
-                result.bad_lines.append(number + 1)
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
-            result.bad_lines.append(number + 1)
-    return result
-
-
-def _read_json(path: Path) -> tuple[Any, str | None]:
-    if not path.is_file():
-        return None, "missing"
-    try:
-        return json.loads(path.read_text(encoding="utf-8", errors="replace")), None
-    except (OSError, ValueError) as error:
-        return None, f"unreadable ({error.__class__.__name__}: {error})"
-
-
-def _number(value: Any) -> float | None:
-    """A float for plotting, or None for anything that is not a number (NaN is kept)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        # json.dumps writes NaN/Infinity bare, but other writers quote them.
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass
@@ -144,6 +77,8 @@ class RunDir:
     """What the run directory lacks, one sentence each (shown in the report)."""
     problems: list[str] = field(default_factory=list)
     """What was damaged but worked around (skipped lines, unreadable files)."""
+    skipped: list[str] = field(default_factory=list)
+    """One line per JSON-lines file with skipped lines (also in ``problems``)."""
 
     @property
     def name(self) -> str:
@@ -174,46 +109,14 @@ class RunDir:
         return xs, ys
 
 
-def _train_record_from_step(event: dict[str, Any]) -> dict[str, Any]:
-    """A ``metrics.jsonl``-shaped record from a ``step`` event (when only events.jsonl has steps)."""
-    record: dict[str, Any] = {"kind": "train"}
-    for key in ("iter", "epoch", "lr", "loss", "data_time", "grad_norm", "batch_size"):
-        if key in event:
-            record[key] = event[key]
-    record["time"] = event.get("iter_time")
-    record["timestamp"] = event.get("time")
-    for name, value in (event.get("losses") or {}).items():
-        record.setdefault(name, value)
-    for name, value in (event.get("memory") or {}).items():
-        record.setdefault(name, value)
-    return record
-
-
-def _eval_record_from_event(event: dict[str, Any]) -> dict[str, Any]:
-    metrics = dict(event.get("metrics") or {})
-    metrics["per_class"] = dict(event.get("per_class") or {})
-    return {
-        "kind": "eval",
-        "iter": event.get("iter"),
-        "epoch": event.get("epoch"),
-        "eval": metrics,
-        "timestamp": event.get("time"),
-    }
-
-
-def _describe_jsonl(name: str, data: JsonlFile, problems: list[str]) -> None:
-    if data.error:
-        problems.append(f"{name}: {data.error}")
-    if data.truncated_tail:
-        problems.append(f"{name}: the last line is truncated (run killed mid-write or still writing); skipped")
-    if data.bad_lines:
-        shown = ", ".join(str(n) for n in data.bad_lines[:10])
-        more = f" and {len(data.bad_lines) - 10} more" if len(data.bad_lines) > 10 else ""
-        problems.append(f"{name}: {len(data.bad_lines)} unreadable line(s) skipped (line {shown}{more})")
+def _records_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metrics.jsonl``-shaped training records from the ``step`` events, built by the
+    writer's own function (so the columns, ``mem_`` prefix included, are the same)."""
+    return [records.train_record(event) for event in events if event.get("kind") == "step"]
 
 
 def _load_config(run: RunDir) -> None:
-    path = run.path / "config.toml"
+    path = run.path / layout.CONFIG
     text: str | None = None
     if path.is_file():
         try:
@@ -229,7 +132,7 @@ def _load_config(run: RunDir) -> None:
 
     if text is not None:
         try:
-            run.config = load_config_text(text, base_dir=run.path, source="config.toml")
+            run.config = load_config_text(text, base_dir=run.path, source=layout.CONFIG)
             return
         except ConfigError as error:
             run.config_error = str(error)
@@ -250,11 +153,11 @@ def _load_config(run: RunDir) -> None:
 
 
 def _load_previews(run: RunDir) -> None:
-    folder = run.path / "previews"
+    folder = run.path / layout.PREVIEWS
     if not folder.is_dir():
         return
     for png in sorted(folder.glob("val-*.png")):
-        data, error = _read_json(png.with_suffix(".json"))
+        data, error = read_json(png.with_suffix(".json"))
         if error:
             run.problems.append(f"previews/{png.with_suffix('.json').name}: {error}; image shown without boxes")
             data = {}
@@ -266,15 +169,10 @@ def _load_previews(run: RunDir) -> None:
     run.previews.sort(key=order)
 
 
-def read_run_dir(path: str | Path) -> RunDir:
-    """Read a run directory; never raises for damaged or missing files (see the module doc)."""
-    run = RunDir(path=Path(path).expanduser().resolve())
-    if not run.path.is_dir():
-        run.missing.append(f"{run.path} is not a folder: nothing to report.")
-        return run
-
-    events = read_jsonl(run.path / "events.jsonl")
-    _describe_jsonl("events.jsonl", events, run.problems)
+def _load_records(run: RunDir) -> None:
+    """events.jsonl and metrics.jsonl: the training and evaluation records, whatever survived."""
+    events = read_jsonl(run.path / layout.EVENTS, EVENT_SCHEMA)
+    run.skipped += events.describe(layout.EVENTS)
     run.events = events.records
     run.has_events = events.exists
     if not events.exists:
@@ -283,8 +181,9 @@ def read_run_dir(path: str | Path) -> RunDir:
             "the run's status is unknown."
         )
 
-    metrics = read_jsonl(run.path / "metrics.jsonl")
-    _describe_jsonl("metrics.jsonl", metrics, run.problems)
+    metrics = read_jsonl(run.path / layout.METRICS, METRICS_SCHEMA)
+    run.skipped += metrics.describe(layout.METRICS)
+    run.problems += run.skipped
     for record in metrics.records:
         kind = record.get("kind", "train")
         if kind == "train":
@@ -295,19 +194,36 @@ def read_run_dir(path: str | Path) -> RunDir:
         run.missing.append("metrics.jsonl is missing.")
     # Step and eval events duplicate metrics.jsonl; use them only when it has none.
     if not run.train:
-        run.train = [_train_record_from_step(e) for e in run.events_of("step")]
+        run.train = _records_from_events(run.events)
         if run.train:
             run.problems.append("metrics.jsonl has no training records; using the step events of events.jsonl")
         else:
             run.missing.append("No training records yet: the loss, LR and memory plots are empty.")
     if not run.evals:
-        run.evals = [_eval_record_from_event(e) for e in run.events_of("eval")]
+        run.evals = [records.eval_record(e) for e in run.events_of("eval")]
         if not run.evals:
             run.missing.append("No evaluation yet: no AP, evaluation table or per-class AP.")
+    # A resume appends: what a killed process logged past its checkpoint is not the run's history.
+    run.train, dropped = records.monotonic(run.train)
+    run.evals, dropped_evals = records.monotonic(run.evals, keep_equal=True)
+    if dropped + dropped_evals:
+        run.problems.append(
+            f"{dropped + dropped_evals} record(s) logged after a checkpoint that a resume went back to "
+            "are left out (the resumed run logged those iterations again)"
+        )
 
+
+def read_run_dir(path: str | Path) -> RunDir:
+    """Read a run directory; never raises for damaged or missing files (see the module doc)."""
+    run = RunDir(path=Path(path).expanduser().resolve())
+    if not run.path.is_dir():
+        run.missing.append(f"{run.path} is not a folder: nothing to report.")
+        return run
+
+    _load_records(run)
     _load_config(run)
 
-    preflight, error = _read_json(run.path / "preflight.json")
+    preflight, error = read_json(run.path / layout.PREFLIGHT)
     if isinstance(preflight, dict):
         run.preflight = preflight
     elif error == "missing":
@@ -316,24 +232,21 @@ def read_run_dir(path: str | Path) -> RunDir:
         run.problems.append(f"preflight.json: {error or 'not a JSON object'}")
 
     for name in ("last", "best"):
-        ckpt = run.path / "checkpoints" / f"{name}.pt"
+        ckpt = run.path / layout.CHECKPOINTS / f"{name}.pt"
         if ckpt.is_file():
             stat = ckpt.stat()
             run.checkpoints[name] = CheckpointFile(name, ckpt, stat.st_size, stat.st_mtime)
     if "last" not in run.checkpoints:
         run.missing.append("No checkpoint (checkpoints/last.pt): the run cannot be resumed from this folder yet.")
 
-    pred_dir = run.path / "predictions"
+    pred_dir = run.path / layout.PREDICTIONS
     if pred_dir.is_dir():
         run.predictions = sorted(pred_dir.glob("*.json"))
     _load_previews(run)
-    run.has_log = (run.path / "cockpit.log").is_file()
+    run.has_log = (run.path / layout.LOG).is_file()
     return run
 
 
 def finite(value: Any) -> float | None:
     """The value as a finite float, else None (COCO's -1 'undefined' is kept as -1)."""
-    number = _number(value)
-    if number is None or not math.isfinite(number):
-        return None
-    return number
+    return _finite(value)

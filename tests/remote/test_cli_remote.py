@@ -65,3 +65,19 @@ def test_a_run_without_a_socket_is_watched_read_only_until_it_ends(fake_run):
     assert link.wait(10), "the link stops following at the run's end"
     assert [getattr(e, "iter", None) for e in seen] == [0, 1, 2, 3, 3]
     link.close(timeout=5)
+
+
+def test_attaching_to_a_damaged_finished_run_replays_it_and_says_what_was_skipped(fake_run):
+    engine, run_dir = fake_run
+    engine.publish(step(0))
+    with open(run_dir / "events.jsonl", "a") as handle:
+        handle.write('{"kind":"eval","metrics":[1,2]}\n' + "[" * 50_000 + "\n")
+    engine.publish(RunFinished(state=RunState.FINISHED, iter=1, epoch=1))
+    link = RemoteLink(run_dir)
+    seen = []
+    link.subscribe(seen.append)
+    link.start()
+    assert link.wait(10)
+    link.close(timeout=5)
+    assert [type(e).__name__ for e in seen] == ["StepMetrics", "RunFinished", "RunWarning"]
+    assert seen[-1].message == "skipped 2 unreadable line(s) of events.jsonl in the replay"

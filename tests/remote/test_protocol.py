@@ -51,6 +51,7 @@ def test_events_keep_nan_and_inf_across_the_wire():
         (b'{"v": 99, "type": "command"}', "unsupported protocol version 99"),
         (b'{"v": 1, "type": "hello"}', "unknown message type 'hello'"),
         (b"\xff\xfe", "not a JSON object"),
+        (b"[" * 50_000, "nested deeper than 64 levels"),
     ],
 )
 def test_malformed_messages_are_refused_with_a_reason(line, reason):
@@ -91,7 +92,7 @@ def test_the_remote_package_imports_without_textual_rich_or_torch():
 
     code = (
         "import sys, cockpit.remote.protocol, cockpit.remote.server, cockpit.remote.client, "
-        "cockpit.remote.runs, cockpit.remote.daemon; "
+        "cockpit.remote.runs, cockpit.remote.daemon, cockpit.runfiles, cockpit.report.rundir; "
         "print(sorted(m for m in ('textual', 'rich', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -147,3 +147,15 @@ def test_the_output_dir_list_forgets_folders_that_are_gone(tmp_path, runtime_dir
     runs.remember_output_dir(kept / "r")
     lines = (runtime_dir / "cockpit" / "runs" / runs.OUTPUT_DIRS_FILE).read_text().splitlines()
     assert lines == [str(kept.resolve())]
+
+
+def test_malformed_and_deep_lines_are_skipped_and_counted(tmp_path):
+    run = make_run(tmp_path, "r", [STARTED, EVAL], pid=dead_pid())
+    with open(run / EVENTS, "a") as handle:
+        handle.write('{"kind":"eval","metrics":[1,2]}\n' + "[" * 50_000 + "\n")
+        handle.write(dumps(RunFinished(state=RunState.FINISHED, iter=60, epoch=2).to_dict()) + "\n")
+    info = runs.inspect(run)
+    assert info.state == "finished" and info.best_ap50 == 0.75 and info.iteration == 60
+    assert info.bad_lines == 2
+    note = runs.skipped_note([info])
+    assert note == "skipped 2 unreadable line(s) of events.jsonl in r (2)"

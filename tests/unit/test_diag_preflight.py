@@ -29,7 +29,7 @@ def target(boxes, labels, boxes_dtype=torch.float32, labels_dtype=torch.int64):
 
 
 class MemDataset(DetectionDataset):
-    """In-memory targets; images are blank uint8 tensors unless given."""
+    """In-memory targets; images are uint8 gradients (not constant: that is flagged) unless given."""
 
     def __init__(self, targets, sizes=None, paths=None, image_ids=None, images=None, classes=("a", "b")):
         super().__init__(list(classes))
@@ -46,7 +46,7 @@ class MemDataset(DetectionDataset):
         if self.images is not None:
             return self.images[index]
         w, h = self.sizes[index]
-        return torch.zeros((3, h, w), dtype=torch.uint8)
+        return (torch.arange(h * w) % 256).to(torch.uint8).reshape(1, h, w).expand(3, h, w).clone()
 
     def raw_target(self, index):
         return dict(self.targets[index], image_id=self.image_ids[index])
@@ -59,8 +59,7 @@ class MemDataset(DetectionDataset):
 def scan(dataset, split="train", num_classes=3, classes=("a", "b"), **kw):
     kw.setdefault("check_files", False)
     return pf.scan_split(
-        dataset, split=split, num_classes=num_classes, classes=list(classes), model_min_size=TINY.min_size,
-        model_max_size=TINY.max_size, anchor_sizes=TINY.sizes, aspect_ratios=TINY.aspect_ratios, **kw,
+        dataset, split=split, num_classes=num_classes, classes=list(classes), anchors=TINY, **kw,
     )
 
 

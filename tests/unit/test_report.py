@@ -277,3 +277,12 @@ def test_long_history_is_decimated_in_the_plots(tmp_path: Path) -> None:
         rows = [r for r in csv.DictReader(handle) if r["kind"] == "train"]
     assert len(rows) == 5000
     assert any(r["loss"] == "nan" for r in rows)  # the NaN is kept, not blanked
+
+
+def test_a_deleted_val_image_is_skipped_and_named_in_the_previews(tmp_path: Path) -> None:
+    run_dir = make_flagged_run(tmp_path)
+    (tmp_path / "data" / "images" / "img0.png").unlink()
+    paths = build_report(run_dir)
+    text = " ".join(_parse(paths.html.read_text(encoding="utf-8")).text)
+    assert "drawn from predictions/" in text
+    assert "skipped 1 unreadable image(s): img0.png" in text

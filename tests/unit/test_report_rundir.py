@@ -57,6 +57,44 @@ def test_step_events_stand_in_for_missing_metrics(tmp_path: Path) -> None:
     assert run.series("loss_objectness") == ([10, 20], [0.1, 0.1])
 
 
+def test_an_events_only_run_still_plots_memory(tmp_path: Path) -> None:
+    """metrics.jsonl deleted: the records rebuilt from step events carry the writer's
+    ``mem_`` columns, so the memory plot has its GPU series."""
+    from cockpit.report.plots import memory_plot
+
+    memory = {"allocated_mb": 512.0, "reserved_mb": 1024.0, "peak_mb": 700.0, "rss_mb": 900.0}
+    steps = [
+        StepMetrics(iter=i, epoch=0, lr=0.01, losses={}, loss=1.0, memory=memory, time=100.0 + i).to_dict()
+        for i in (1, 2, 3)
+    ]
+    run = read_run_dir(_run_with_events(tmp_path, steps))
+    assert run.series("mem_allocated_mb") == ([1, 2, 3], [512.0, 512.0, 512.0])
+    assert run.series("mem_peak_mb")[1] == [700.0] * 3
+    assert memory_plot(run) is not None
+
+
+def test_a_resumed_events_only_run_keeps_one_monotonic_history(tmp_path: Path) -> None:
+    steps = [StepMetrics(iter=i, epoch=0, lr=0.01, losses={}, loss=1.0).to_dict() for i in (1, 2, 3, 4)]
+    resumed = RunStarted(run_dir="x", config={}, environment={}, start_iter=2).to_dict()
+    again = [StepMetrics(iter=i, epoch=0, lr=0.01, losses={}, loss=1.0).to_dict() for i in (3, 4, 5)]
+    run = read_run_dir(_run_with_events(tmp_path, steps + [resumed] + again))
+    assert [r["iter"] for r in run.train] == [1, 2, 3, 4, 5]
+
+
+def test_malformed_lines_do_not_stop_the_report(tmp_path: Path) -> None:
+    steps = [StepMetrics(iter=i, epoch=0, lr=0.01, losses={}, loss=1.0).to_dict() for i in (1, 2)]
+    run_dir = _run_with_events(tmp_path, steps)
+    with open(run_dir / "events.jsonl", "a") as handle:
+        handle.write('{"kind":"eval","metrics":[1,2]}\n' + "[" * 50_000 + "\n")
+    (run_dir / "metrics.jsonl").write_text('{"kind":"train","iter":1,"loss":1.0}\n{"kind":"eval","iter":1,"eval":[1]}\n')
+    run = read_run_dir(run_dir)
+    assert [r["iter"] for r in run.train] == [1] and run.evals == []
+    assert run.skipped == [
+        "events.jsonl: 2 unreadable line(s) skipped (line 3, 4)",
+        "metrics.jsonl: 1 unreadable line(s) skipped (line 2)",
+    ]
+
+
 def _run_with_events(tmp_path: Path, events: list[dict]) -> Path:
     run_dir = tmp_path / "r"
     run_dir.mkdir(exist_ok=True)
