@@ -44,13 +44,20 @@ class HeadlessPrinter:
         self.total_iters = 0
         self.iters_per_epoch = 0
         self.epochs = 0
+        self._error_logged = False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunError) and event.fatal:
-            # The run's end line gives the reason once; the traceback is for bug reports,
-            # so it goes to the log file (or, with none, to the stream, which then is the log).
-            self._write(f"error: {event.summary}\n{event.traceback.rstrip()}" if event.traceback else None,
+            # `cockpit run` says why on stderr, once; the reason and traceback are for the
+            # record and bug reports: the log file (or, with none, the stream, which then is the log).
+            self._write(f"error: {event.summary}" + (f"\n{event.traceback.rstrip()}" if event.traceback else ""),
                         log_only=self.log is not None)
+            self._error_logged = True
+            return
+        if isinstance(event, RunFinished) and event.outcome == "failed":
+            self._write(f"run failed at iteration {event.iter}", log_only=False)
+            if event.reason and not self._error_logged:
+                self._write(f"reason: {event.reason}", log_only=self.log is not None)
             return
         self._write(self.format(event))
 

@@ -129,7 +129,7 @@ def run_headless(trainer: Trainer, *, log_file: bool = True, on_close: Callable[
     if trainer.state.value == "FAILED":
         if not trainer.is_main:
             return 1
-        if printer is None:  # otherwise its "run failed at iteration N (reason)" line said it
-            print(f"cockpit: run failed: {trainer.failure_reason or 'see the log above'}", file=sys.stderr)
+        # The one line that says why (the log lines above only say where it stopped).
+        print(f"cockpit: run failed: {trainer.failure_reason or 'see the log above'}", file=sys.stderr)
         return 1
     return 0

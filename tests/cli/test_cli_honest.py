@@ -143,3 +143,20 @@ def test_the_resume_command_carries_the_edits_made_in_the_cockpit(tmp_path):
     resume = next(line for line in lines if line.startswith("resume:"))
     assert resume == (f"resume:     cockpit run {SAMPLE / 'shapes.toml'} --set data.batch_size=2 "
                       f"--set 'run.name=\"my run\"' --resume {tmp_path}")
+
+
+def test_a_run_that_fails_at_start_says_why_once_with_the_traceback_only_in_the_log(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [')
+    out = tmp_path / "runs"
+    result = cockpit(
+        "run", str(SAMPLE / "shapes.toml"), "--headless", "--no-check",
+        "--set", f"data.train='{bad}'", "--set", f"run.output_dir='{out}'",
+    )
+    assert result.returncode == 1
+    both = result.stdout + result.stderr
+    assert "Traceback" not in both and both.count("is not valid JSON") == 1
+    assert result.stderr.strip().startswith("cockpit: run failed: DatasetError:")
+    (run_dir,) = list(out.iterdir())
+    log = (run_dir / "cockpit.log").read_text()
+    assert "Traceback" in log and "is not valid JSON" in log  # the record keeps the detail
