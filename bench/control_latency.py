@@ -27,6 +27,7 @@ from cockpit.config import load_config
 from cockpit.engine.commands import Pause, Resume, SetLR
 from cockpit.engine.events import LRChanged, LRSource, RunState, StateChanged
 from cockpit.engine.hooks import Hook
+from cockpit.diagnostics.hook import DiagnosticsHook
 from cockpit.engine.trainer import Trainer
 
 TRIALS = 5 if common.QUICK else 20
@@ -90,7 +91,7 @@ def main() -> None:
         items = common.overrides(Path(tmp), "tiny", 100_000) + ["optim.step_size=100000"]
         config = load_config(common.SAMPLE, items)
         stamps, waiter = Stamps(), Waiter()
-        trainer = Trainer(config, headless=False, hooks=[stamps])
+        trainer = Trainer(config, headless=False, hooks=[stamps, DiagnosticsHook()])
         trainer.subscribe(waiter)
         trainer.start()
         try:

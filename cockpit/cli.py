@@ -349,7 +349,8 @@ def _cmd_run(args) -> int:
     baseline, ok = _load_baseline(args, headless=headless, quiet=rank != "0")
     if not ok:
         return EXIT_USAGE
-    from cockpit.engine.session import RunRequest, make_trainer
+    from cockpit.assembly import make_trainer
+    from cockpit.engine.session import RunRequest
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
     try:
@@ -366,7 +367,7 @@ def _cmd_run(args) -> int:
             _print_exit_summary(trainer.run_dir, args.config, _given_overrides(args))
         return code
     from cockpit.ui.app import create_app
-    from cockpit.engine.session import engine_factory
+    from cockpit.assembly import engine_factory
 
     build = engine_factory(request)
 
@@ -386,10 +387,11 @@ def _cmd_run(args) -> int:
     link.close(timeout=60)
     # Edits made in the Config pane (live or by a restart) go into the resume command as
     # --set: the run folder's config.toml keeps data paths relative to the original file.
+    from cockpit.engine.events import RunState
     from cockpit.ui.widgets.config_editor import config_changes
 
     _print_exit_summary(link.run_dir, args.config, {**_given_overrides(args), **config_changes(config, app.config)})
-    return EXIT_OK if link.state.value != "FAILED" else EXIT_FAILED
+    return EXIT_OK if link.state is not RunState.FAILED else EXIT_FAILED
 
 
 def _missing_data_path(config) -> str | None:

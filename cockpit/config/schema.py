@@ -36,6 +36,28 @@ LIVE_FIELDS = frozenset(
 )
 
 
+MAX_LR = 10.0
+"""The largest learning rate cockpit accepts anywhere (config, ``--set``, keys, socket, patches).
+
+Detection fine-tuning uses ~0.001-0.05; 10 is already far past divergence, and a bound well
+inside float32 keeps SGD from overflowing ("value cannot be converted to type float")."""
+
+
+def lr_problem(lr: object) -> str | None:
+    """Why ``lr`` is not a usable learning rate (one line), or None when it is: 0 < lr <= MAX_LR, finite."""
+    try:
+        value = float(lr)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"LR must be a number (got {lr!r})"
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"LR must be finite (got {value})"
+    if not value > 0:
+        return f"LR must be > 0 (got {value:g})"
+    if value > MAX_LR:
+        return f"LR must be <= {MAX_LR:g} (got {value:g})"
+    return None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
 
@@ -139,8 +161,8 @@ class ModelSection(_Section):
 class OptimSection(_Section):
     """SGD with linear warm-up and StepLR, as in torchvision's references."""
 
-    lr: float = Field(0.005, gt=0.0)
-    """Learning rate for the global batch: data.batch_size x processes (torchrun / --nproc); the
+    lr: float = Field(0.005, gt=0.0, le=MAX_LR, allow_inf_nan=False)
+    """Learning rate, finite and in (0, 10] for the global batch: data.batch_size x processes (torchrun / --nproc); the
     OOM fallback's gradient accumulation keeps that batch, so it changes nothing here. torchvision's
     recipe is 0.02 for 16 images (2 per GPU x 8 GPUs), 0.005 for 4: scale it linearly with the
     global batch yourself -- cockpit uses the value as given."""
@@ -153,7 +175,9 @@ class OptimSection(_Section):
     gamma: float = Field(0.1, gt=0.0, le=1.0)
     """StepLR factor applied every ``step_size`` epochs."""
     warmup_iters: int = Field(100, ge=0)
-    """Linear warm-up from lr/1000 over this many iterations; 0 = none."""
+    """Linear warm-up as torch's ``LinearLR(start_factor=1e-3, total_iters=warmup_iters)`` in
+    torchvision's references: the first step uses lr/1000, the LR reaches lr at step
+    warmup_iters + 1; 0 = none."""
     grad_clip: float = Field(0.0, ge=0.0)
     """Maximum gradient norm; 0 = no clipping."""
     amp: bool = False

@@ -8,19 +8,12 @@ the headless output, ``cockpit check`` and the report all show the same objects.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from cockpit.engine.events import FlagRaised, Severity
+from cockpit.engine.events import CheckState, FlagRaised, Severity
 
-
-class CheckState(str, enum.Enum):
-    """A checklist row's state."""
-
-    NOT_CHECKED = "not yet checked"
-    OK = "OK"
-    FLAGGED = "FLAGGED"
+__all__ = ["CheckState", "Flag", "Verdict"]
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from every :class:`StepOutcome` (O(1), plain numbers only), evaluates the rules 
 ``run.log_every`` iterations (non-finite steps at once) and after each evaluation, and
 publishes a :class:`FlagRaised` event only when a rule's state changes, so the event
 stream stays small. It judges and reports; the NaN pause / rewind and the OOM recovery
-are the trainer's actions, which call :meth:`DiagnosticsHook.on_nonfinite` and
-:meth:`DiagnosticsHook.on_oom` for the verdict to show.
+are the engine's actions (engine/recovery.py), which call the hook's ``after_step`` (a
+non-finite step is judged at once) and ``on_oom`` like any other hook's.
 
+Whoever assembles a run attaches it (``cockpit.assembly``); the engine never imports it.
 The hook only uses ``trainer.publish(event)``, ``trainer.config``, ``trainer.iteration``
 and ``trainer.is_headless``.
 """
@@ -63,7 +64,6 @@ class DiagnosticsHook(Hook):
         self._every = every or 10
         self._trainer: Any = None
         self._config: Any = None
-        self._reported: StepOutcome | None = None
 
     # -- Hook API ----------------------------------------------------------------------
     def before_train(self, trainer: Any) -> None:
@@ -73,10 +73,6 @@ class DiagnosticsHook(Hook):
 
     def after_step(self, trainer: Any, outcome: StepOutcome) -> None:
         self._trainer = trainer
-        if outcome is self._reported:
-            return  # the trainer already reported this very step through on_nonfinite
-        if not outcome.finite:
-            self._reported = outcome
         self.recorder.record(outcome)
         boxes = outcome.boxes_per_image
         recorded = self.history.record_step(
@@ -152,41 +148,10 @@ class DiagnosticsHook(Hook):
                     if verdict.state == CheckState.FLAGGED:
                         break
 
-    def after_probe(self, trainer: Any, facts: Mapping[str, Any]) -> Verdict:
-        """An eval-mode probe: ``facts`` has ``iter``, ``num_images`` and ``scores`` (every raw
-        detection score on the probe images)."""
+    # -- the trainer's event callbacks -------------------------------------------------
+    def on_oom(self, trainer: Any, facts: Mapping[str, Any]) -> Verdict:
+        """Judge a CUDA OOM (see :func:`rules.cuda_oom`) and publish the verdict."""
         self._trainer = trainer
-        return self.on_probe(facts)
-
-    # -- helpers the trainer calls -----------------------------------------------------
-    def on_nonfinite(self, outcome: StepOutcome, *, publish: bool = False) -> Verdict:
-        """The non-finite verdict for ``outcome`` (recorded once even if ``after_step`` also
-        sees it). Not published unless ``publish``: the trainer publishes what it gets back."""
-        if outcome is not self._reported:
-            # Identity, not iteration: after a rewind the same iteration number may fail again.
-            self._reported = outcome
-            self.recorder.record(outcome)
-            self.history.record_step(
-                outcome.iter,
-                outcome.losses,
-                outcome.loss,
-                lr=outcome.lr,
-                grad_norm=outcome.grad_norm,
-                finite=False,
-            )
-        verdict = rules.nonfinite_loss(self.history, self.thresholds)
-        if verdict.state != CheckState.FLAGGED:
-            # e.g. only the gradient overflowed under AMP: still report the step the trainer saw.
-            verdict = rules.nonfinite_from_step(outcome.iter, outcome.losses, outcome.loss, outcome.grad_norm, outcome.lr)
-        if publish:
-            self._publish_if_changed(verdict, outcome.iter)
-        else:
-            self.states[verdict.rule] = verdict
-        return verdict
-
-    def on_oom(self, facts: Mapping[str, Any], *, publish: bool = False) -> Verdict:
-        """The OOM verdict for ``facts`` (see :func:`rules.cuda_oom`). Not published unless
-        ``publish``: the trainer publishes the verdict it gets back (it knows the iteration)."""
         facts = dict(facts)
         if not facts.get("image_size"):
             # model.min_size unset means the architecture's own resize (800 px for ResNet-50).
@@ -197,14 +162,12 @@ class DiagnosticsHook(Hook):
                 facts["image_size"] = anchor_spec(config).min_size
         self.history.record_oom(facts)
         verdict = rules.cuda_oom(facts)
-        iteration = int(facts.get("iter") or self._iteration())
-        if publish:
-            self._publish_if_changed(verdict, iteration)
-        else:
-            self.states[verdict.rule] = verdict
+        self._publish_if_changed(verdict, int(facts.get("iter") or self._iteration()))
         return verdict
 
-    def on_probe(self, facts: Mapping[str, Any], *, publish: bool = True) -> Verdict:
+    def on_probe(self, trainer: Any, facts: Mapping[str, Any]) -> Verdict:
+        """Judge an eval-mode probe: ``facts`` has ``iter``, ``num_images`` and ``scores``."""
+        self._trainer = trainer
         iteration = int(facts.get("iter") or self._iteration())
         thresh = float(facts.get("score_thresh", _cfg(self._config_now(), "eval.score_thresh", 0.5)))
         self.history.record_probe(
@@ -213,13 +176,8 @@ class DiagnosticsHook(Hook):
             )
         )
         verdict = rules.eval_probe(self.history, self.thresholds)
-        if publish:
-            self._publish_if_changed(verdict, iteration)
+        self._publish_if_changed(verdict, iteration)
         return verdict
-
-    def culprit(self) -> dict[str, Any] | None:
-        """The flight recorder's facts of the last non-finite step."""
-        return self.recorder.culprit()
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate_step_rules(self, iteration: int) -> list[Verdict]:

@@ -88,8 +88,8 @@ class EvalProbeHook(Hook):
     """Every ``every`` iterations, predicts on a few pinned val images in eval mode.
 
     Cheap (2 images, ``eval()`` + ``no_grad``, back to ``train()``), so "no detections in
-    eval mode" is caught long before the next full evaluation. The scores go to every hook
-    that has an ``on_probe`` handler (the diagnostics).
+    eval mode" is caught long before the next full evaluation. The scores go to every
+    hook's ``on_probe`` (the diagnostics judge them).
     """
 
     def __init__(self, every: int = 100, images: int = 2):
@@ -128,10 +128,7 @@ class EvalProbeHook(Hook):
             model.train()
         scores = torch.cat([o["scores"] for o in outputs]).tolist()
         facts = {"iter": outcome.iter, "num_images": count, "scores": scores}
-        for hook in trainer.hooks:
-            handler = getattr(hook, "on_probe", None)
-            if handler is not None:
-                handler(facts)
+        trainer.call_hooks("on_probe", facts)
 
 
 def default_hooks() -> list[Hook]:

@@ -41,6 +41,18 @@ class Pause(Command):
 
 
 @dataclass(frozen=True)
+class TogglePause(Command):
+    """Pause if running, resume if paused -- decided by the engine at the boundary.
+
+    The UI sends this for ``p``/``space`` instead of guessing the state it last saw: two
+    quick presses toggle twice against the engine's real state and leave the run running.
+    """
+
+    name: ClassVar[str] = "toggle_pause"
+    reason: str = "user"
+
+
+@dataclass(frozen=True)
 class Resume(Command):
     """Continue after a pause."""
 
@@ -49,12 +61,16 @@ class Resume(Command):
 
 @dataclass(frozen=True)
 class Stop(Command):
-    """End the run at the next boundary; saves a checkpoint unless ``save`` is False."""
+    """End the run at the next boundary; saves a checkpoint unless ``save`` is False.
+
+    ``failure``: the engine stops itself because of a fault (headless), so the run ends
+    FAILED with ``reason`` -- after saving the last good state."""
 
     name: ClassVar[str] = "stop"
     priority: ClassVar[int] = 0
     save: bool = True
     reason: str = "user"
+    failure: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,41 @@ class LRSource(str, enum.Enum):
     RECOVERY = "recovery"
 
 
+class CheckState(str, enum.Enum):
+    """A checklist row's state (a diagnostic rule's verdict)."""
+
+    NOT_CHECKED = "not yet checked"
+    OK = "OK"
+    FLAGGED = "FLAGGED"
+
+
+class Outcome(str, enum.Enum):
+    """How a run ended."""
+
+    FINISHED = "finished"
+    """Ran to the end."""
+    STOPPED = "stopped"
+    """Stopped by the user or a signal."""
+    FAILED = "failed"
+
+
+class FaultCause(str, enum.Enum):
+    """What a ``RunError`` is about, so front-ends decide without reading its text."""
+
+    NONFINITE = "nonfinite"
+    """A NaN/Inf loss or gradient (the optimizer step was skipped)."""
+    OOM = "oom"
+    """CUDA out of memory that retries with smaller micro-batches could not absorb."""
+    STEP = "step"
+    """The training step raised."""
+    HOOK = "hook"
+    """A hook raised."""
+    CHECKPOINT = "checkpoint"
+    """A checkpoint could not be written (disk full...); the previous one stays as it was."""
+    EXCEPTION = "exception"
+    """Anything else (setup, data, a side job)."""
+
+
 class Severity(str, enum.Enum):
     """How bad a diagnostic flag or warning is."""
 
@@ -85,6 +120,19 @@ class RunStarted(Event):
     dataset: dict[str, Any] = field(default_factory=dict)
     """The data this run trains and evaluates on (``cockpit.data.fingerprint``): hashes and
     image counts per split, so ``cockpit compare`` can tell whether runs saw the same data."""
+    total_epochs: int = 0
+    """Epochs the run will reach (fewer than ``run.epochs`` when ``run.max_iters`` ends it first)."""
+    lr: float | None = None
+    """The LR of the first step to come (warm-up included), not the config's base LR."""
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run reaches: ``total_epochs``, or derived for streams written before it existed."""
+        if self.total_epochs:
+            return self.total_epochs
+        if self.total_iters and self.iters_per_epoch:
+            return max(1, -(-self.total_iters // self.iters_per_epoch))
+        return 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +192,21 @@ class LRChanged(Event):
 
 
 @dataclass(frozen=True)
+class ConfigChanged(Event):
+    """The effective config changed (an LR key, a live patch, a recovery): the whole of it.
+
+    ``config["optim"]["lr"]`` is the schedule's base LR (what a config file would say);
+    the LR the optimizer uses now is the latest ``LRChanged``/``StepMetrics`` one.
+    """
+
+    kind: ClassVar[str] = "config"
+    iter: int
+    config: dict[str, Any]
+    changed: list[str] = field(default_factory=list)
+    """Dotted names of the fields that changed."""
+
+
+@dataclass(frozen=True)
 class CheckpointSaved(Event):
     """A checkpoint was written atomically."""
 
@@ -186,6 +249,7 @@ class RunError(Event):
     traceback: str
     iter: int = 0
     fatal: bool = True
+    cause: FaultCause = FaultCause.EXCEPTION
 
 
 @dataclass(frozen=True)
@@ -195,13 +259,23 @@ class FlagRaised(Event):
     kind: ClassVar[str] = "flag"
     rule: str
     title: str
-    status: str
+    status: CheckState
     severity: Severity = Severity.INFO
     evidence: str = ""
     likely_cause: str = ""
     fix: str = ""
     iter: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Accept the state's text or name too (pre-flight JSON, old events.jsonl lines).
+        status = self.status
+        if not isinstance(status, CheckState):
+            try:
+                status = CheckState(status)
+            except ValueError:
+                status = CheckState[str(status).upper()]
+        object.__setattr__(self, "status", status)
 
 
 @dataclass(frozen=True)
@@ -228,12 +302,21 @@ class RunFinished(Event):
     state: RunState
     iter: int
     epoch: int
-    outcome: str = "finished"
-    """``finished`` (ran to the end), ``stopped`` (by the user or a signal) or ``failed``."""
+    outcome: Outcome = Outcome.FINISHED
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
 
-_ENUMS = {"RunState": RunState, "LRSource": LRSource, "Severity": Severity}
+
+_ENUMS = {
+    "RunState": RunState,
+    "LRSource": LRSource,
+    "Severity": Severity,
+    "Outcome": Outcome,
+    "FaultCause": FaultCause,
+    "CheckState": CheckState,
+}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

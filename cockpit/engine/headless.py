@@ -14,6 +14,7 @@ from cockpit.durations import format_duration
 from cockpit.loss_names import loss_label
 from cockpit.engine.events import (
     CheckpointSaved,
+    CheckState,
     CommandAck,
     EvalResult,
     Event,
@@ -77,7 +78,7 @@ class HeadlessPrinter:
         if isinstance(event, RunStarted):
             self.total_iters = event.total_iters
             self.iters_per_epoch = event.iters_per_epoch
-            self.epochs = event.config.get("run", {}).get("epochs", 0)
+            self.epochs = event.epochs or event.config.get("run", {}).get("epochs", 0)
             env = event.environment
             device = env.get("gpu_name") or env.get("device")
             resumed = f", resumed from {event.resumed_from} at iteration {event.start_iter}" if event.resumed_from else ""
@@ -115,7 +116,7 @@ class HeadlessPrinter:
             text = f"error: {event.summary}"
             return text + ("\n" + event.traceback.rstrip() if event.traceback else "")
         if isinstance(event, FlagRaised):
-            if event.status != "FLAGGED":
+            if event.status is not CheckState.FLAGGED:
                 return None
             return (
                 f"FLAGGED [{event.severity.value}] {event.title}: {event.evidence}\n"
@@ -125,5 +126,5 @@ class HeadlessPrinter:
             return None if event.ok else f"command {event.command} refused: {event.message}"
         if isinstance(event, RunFinished):
             reason = f" ({event.reason})" if event.reason else ""
-            return f"run {event.outcome} at iteration {event.iter}{reason}"
+            return f"run {event.outcome.value} at iteration {event.iter}{reason}"
         return None

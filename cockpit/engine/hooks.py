@@ -4,8 +4,9 @@ Recording, checkpointing, evaluation, memory sampling and the diagnostics hang o
 loop as :class:`Hook` objects (after detectron2's ``HookBase``). The loop calls them in
 the engine thread; ``before_step`` runs before every iteration and must cost next to
 nothing. ``after_step`` receives a :class:`StepOutcome` whose numbers are already on the
-CPU -- the trainer syncs once per iteration (see ``Trainer._step``) so no hook ever needs
-to touch a tensor.
+CPU -- the step syncs once per iteration (see ``engine/step.py``) so no hook ever needs
+to touch a tensor. The diagnostics are a hook too, attached by whoever assembles the run:
+the engine never imports them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ class StepOutcome:
 
 
 class Hook:
-    """Base class: every method is a no-op, override what you need."""
+    """Base class: every callback the trainer makes, each a no-op; override what you need.
+
+    The trainer calls exactly these (no probing for optional methods), in its thread.
+    """
 
     def before_train(self, trainer: "Trainer") -> None:
         pass
@@ -61,3 +65,12 @@ class Hook:
 
     def after_train(self, trainer: "Trainer") -> None:
         pass
+
+    def on_oom(self, trainer: "Trainer", facts: dict[str, Any]) -> None:
+        """CUDA ran out of memory; ``facts``: ``iter``, ``batch_size``, ``micro_batch``,
+        ``accumulation``, ``image_size``, ``error`` and the memory sample. The trainer
+        retries with a smaller micro-batch (or faults) after the hooks have seen it."""
+
+    def on_probe(self, trainer: "Trainer", facts: dict[str, Any]) -> None:
+        """An eval-mode probe on a few val images; ``facts``: ``iter``, ``num_images`` and
+        ``scores`` (every raw detection score)."""

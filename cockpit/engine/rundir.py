@@ -18,6 +18,7 @@ from cockpit.runfiles.layout import (  # re-exported: the names the engine write
     BEST,
     CHECKPOINTS,
     CONFIG,
+    EFFECTIVE,
     EVENTS,
     LAST,
     METRICS,
@@ -29,7 +30,7 @@ from cockpit.runfiles.layout import (  # re-exported: the names the engine write
 )
 
 __all__ = [
-    "BEST", "CHECKPOINTS", "CONFIG", "EVENTS", "LAST", "METRICS", "PREDICTIONS", "PREFLIGHT", "PREVIEWS",
+    "BEST", "CHECKPOINTS", "CONFIG", "EFFECTIVE", "EVENTS", "LAST", "METRICS", "PREDICTIONS", "PREFLIGHT", "PREVIEWS",
     "RunDirWriter", "create", "dumps", "eval_record", "newest", "train_record",
 ]
 

@@ -1,4 +1,5 @@
-"""The learning-rate schedule: linear warm-up, then StepLR by epoch.
+"""The learning-rate schedule: linear warm-up (torch's LinearLR, as torchvision's references
+use it), then StepLR by epoch.
 
 A pure function of (iteration, epoch) times a base LR that the user may move at any time
 (``set_lr`` / ``scale_lr``): the schedule continues from the user's value instead of
@@ -13,11 +14,15 @@ from typing import Sequence
 
 
 def warmup_factor(iteration: int, warmup_iters: int, start_factor: float = 1e-3) -> float:
-    """Linear ramp from ``start_factor`` to 1 over the first ``warmup_iters`` iterations (1-based)."""
-    if warmup_iters <= 0 or iteration >= warmup_iters:
+    """torch's ``LinearLR(start_factor, total_iters=warmup_iters)`` at 1-based ``iteration``.
+
+    As in torchvision's references, the first step uses ``start_factor`` (the scheduler has
+    stepped 0 times), and the factor reaches 1 at step ``warmup_iters + 1``.
+    """
+    steps_done = iteration - 1
+    if warmup_iters <= 0 or steps_done >= warmup_iters:
         return 1.0
-    alpha = iteration / warmup_iters
-    return start_factor * (1 - alpha) + alpha
+    return start_factor + (1.0 - start_factor) * max(steps_done, 0) / warmup_iters
 
 
 def step_factor(epoch: int, step_size: int, gamma: float, milestones: Sequence[int] = ()) -> float:

@@ -1,4 +1,6 @@
-"""Starting a run from the CLI: building the trainer, the headless loop, signals.
+"""Running a trainer from the CLI: the request, the headless loop, signals.
+
+Building the trainer (with the diagnostics attached) is :mod:`cockpit.assembly`'s job.
 
 ``run_headless`` keeps the main thread free for signal handlers: SIGINT, SIGTERM and
 SIGHUP ask the trainer to stop at the next iteration boundary, saving a checkpoint; a
@@ -15,15 +17,18 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from cockpit.config import Config
 from cockpit.engine.commands import Stop
 from cockpit.engine.distributed import DistContext, detect
 from cockpit.engine.faults import Injection
 from cockpit.engine.headless import HeadlessPrinter
-from cockpit.engine.trainer import Trainer
+from cockpit.engine.events import RunState
 from cockpit.runfiles import layout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cockpit.engine.trainer import Trainer
 
 
 @dataclass
@@ -39,56 +44,7 @@ class RunRequest:
     """This process's place in a ``torchrun`` job (a single process outside one)."""
 
 
-def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
-    """The trainer for ``request``, with the optional listeners its config asks for.
-
-    Raises ``TensorBoardMissing`` (before any run folder is made) when ``run.tensorboard``
-    is on without the tensorboard package.
-    """
-    _check_listeners(request.config)
-    trainer = Trainer(
-        request.config,
-        resume=request.resume,
-        headless=headless,
-        injections=request.injections,
-        preflight=request.preflight,
-        dist=request.dist,
-    )
-    return attach_listeners(trainer)
-
-
-def _check_listeners(config: Config) -> None:
-    if config.run.tensorboard:
-        from cockpit.export.tensorboard import require_tensorboard
-
-        require_tensorboard("run.tensorboard = true")
-
-
-def attach_listeners(trainer: Trainer) -> Trainer:
-    """Subscribe the config's optional listeners (TensorBoard) to ``trainer``'s events."""
-    if trainer.config.run.tensorboard and trainer.run_dir is not None:
-        from cockpit.export.tb_listener import TensorBoardListener
-
-        trainer.subscribe(TensorBoardListener(trainer.run_dir))
-    return trainer
-
-
-def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Trainer] | None:
-    """For the cockpit's restart action: a new run from a checkpoint with an edited config.
-
-    None in a multi-process run: a restart would need every rank to restart with it.
-    """
-    if request.dist.enabled:
-        return None
-
-    def build(config: Config, resume_from: str | None) -> Trainer:
-        _check_listeners(config)
-        return attach_listeners(Trainer(config, resume=resume_from, headless=False, preflight=request.preflight))
-
-    return build
-
-
-def run_headless(trainer: Trainer, *, log_file: bool = True, on_close: Callable[[], None] | None = None) -> int:
+def run_headless(trainer: "Trainer", *, log_file: bool = True, on_close: Callable[[], None] | None = None) -> int:
     """Train to the end printing log lines; returns the exit code.
 
     ``log_file``: also append the lines to ``RUN_DIR/cockpit.log`` (a detached run's stdout
@@ -116,7 +72,7 @@ def run_headless(trainer: Trainer, *, log_file: bool = True, on_close: Callable[
         trainer.start()
         # join() with a timeout keeps the main thread returning to the interpreter, where
         # Python runs signal handlers.
-        while trainer._thread is not None and trainer._thread.is_alive():
+        while trainer.is_alive():
             trainer.join(0.5)
     finally:
         trainer.close()
@@ -126,7 +82,7 @@ def run_headless(trainer: Trainer, *, log_file: bool = True, on_close: Callable[
             printer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if trainer.state.value == "FAILED":
+    if trainer.state is RunState.FAILED:
         if not trainer.is_main:
             return 1
         # The one line that says why (the log lines above only say where it stopped).

@@ -131,7 +131,8 @@ def _start(request: DetachRequest):
     """Build the trainer and its server; returns (trainer, server). Raises on bad input."""
     from cockpit.config import load_config
     from cockpit.engine.faults import parse_injection
-    from cockpit.engine.session import RunRequest, make_trainer
+    from cockpit.assembly import make_trainer
+    from cockpit.engine.session import RunRequest
     from cockpit.remote.runs import register, write_server_info
     from cockpit.remote.server import ControlServer
 

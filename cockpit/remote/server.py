@@ -23,7 +23,6 @@ folder, and each connection's peer uid (SO_PEERCRED) must be the owner's.
 
 from __future__ import annotations
 
-import collections
 import os
 import socket
 import struct
@@ -35,6 +34,7 @@ from cockpit.runfiles import layout
 from cockpit.engine.commands import Command
 from cockpit.engine.events import Event, RunFinished, RunState, StateChanged, StepMetrics
 from cockpit.engine.link import EngineLink
+from cockpit.mailbox import Mailbox, pump
 from cockpit.remote import protocol
 from cockpit.remote.runs import count_lines, socket_path_for
 
@@ -72,12 +72,9 @@ class _Client:
         self.server = server
         self.conn = conn
         self.number = number
-        self.max_backlog = max_backlog
-        self.items: collections.deque[tuple[bytes, bool]] = collections.deque()
-        self.cond = threading.Condition()
-        self.missed = 0
-        self.closed = False
-        self.draining = False
+        # Cut back to three quarters, so a stalled client is not re-cut on every event; step
+        # records go first, then the oldest of anything (a client's memory stays bounded).
+        self.outbox: Mailbox[bytes] = Mailbox(max_backlog, keep=max_backlog * 3 // 4, drop_any=True)
         self.writer = threading.Thread(target=self._write_loop, name=f"cockpit-remote-w{number}", daemon=True)
         self.reader = threading.Thread(target=self._read_loop, name=f"cockpit-remote-r{number}", daemon=True)
 
@@ -86,43 +83,16 @@ class _Client:
         self.reader.start()
 
     def put(self, data: bytes, droppable: bool = False) -> None:
-        with self.cond:
-            if self.closed or self.draining:
-                return
-            self.items.append((data, droppable))
-            if len(self.items) > self.max_backlog:
-                self._shed()
-            self.cond.notify()
+        self.outbox.put(data, droppable)
 
-    def _shed(self) -> None:
-        # Down to three quarters, so a stalled client is not re-shed on every event.
-        target = self.max_backlog * 3 // 4
-        excess = len(self.items) - target
-        kept: collections.deque[tuple[bytes, bool]] = collections.deque()
-        for item in self.items:
-            if excess > 0 and item[1]:
-                excess -= 1
-                self.missed += 1
-                continue
-            kept.append(item)
-        while len(kept) > target:
-            kept.popleft()
-            self.missed += 1
-        self.items = kept
+    def _send(self, data: bytes, missed: int) -> None:
+        if missed:
+            self.conn.sendall(protocol.encode("missed", count=missed))
+        self.conn.sendall(data)
 
     def _write_loop(self) -> None:
         try:
-            while True:
-                with self.cond:
-                    while not self.items and not self.closed and not self.draining:
-                        self.cond.wait()
-                    if self.closed or (self.draining and not self.items):
-                        return
-                    data, _ = self.items.popleft()
-                    missed, self.missed = self.missed, 0
-                if missed:
-                    self.conn.sendall(protocol.encode("missed", count=missed))
-                self.conn.sendall(data)
+            pump(self.outbox, self._send)
         except OSError:
             pass  # the client went away (EPIPE, ECONNRESET): its reader ends it too
         finally:
@@ -154,18 +124,13 @@ class _Client:
 
     def drain(self, timeout: float) -> None:
         """Send what is queued (then stop), waiting at most ``timeout``."""
-        with self.cond:
-            self.draining = True
-            self.cond.notify()
+        self.outbox.finish()
         self.writer.join(timeout)
         self.close()
 
     def close(self) -> None:
-        with self.cond:
-            if self.closed:
-                return
-            self.closed = True
-            self.cond.notify()
+        if not self.outbox.abort():
+            return
         try:
             self.conn.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -2,7 +2,9 @@
 
 ``<output_dir>/<name>-<YYYYmmdd-HHMMSS>/`` holds:
 
-- ``config.toml`` -- the resolved config the run started with (rewritten on a live change);
+- ``config.toml`` -- the resolved config the run started with;
+- ``effective.toml`` -- the config in effect after the last live change (LR keys, patches,
+  a recovery's LR cut), rewritten atomically at each; ``--resume`` takes its ``optim.lr``;
 - ``metrics.jsonl`` -- one line per logged training step or evaluation;
 - ``events.jsonl`` -- every engine event, one line each;
 - ``metrics.abandoned.jsonl`` -- records a resumed run cut from ``metrics.jsonl`` because
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 CONFIG = "config.toml"
+EFFECTIVE = "effective.toml"
 METRICS = "metrics.jsonl"
 EVENTS = "events.jsonl"
 ABANDONED = "metrics.abandoned.jsonl"

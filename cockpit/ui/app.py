@@ -22,28 +22,30 @@ from textual.containers import Container
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
-from cockpit.config import Config
+from cockpit.config import LIVE_FIELDS, Config
 from cockpit.engine.commands import (
     ApplyPatch,
     Command,
     EvaluateNow,
-    Pause,
     RequestPreview,
-    Resume,
     SaveCheckpoint,
     ScaleLR,
     SetLR,
+    TogglePause,
     Stop,
 )
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
+    ConfigChanged,
     Event,
+    FaultCause,
     LRChanged,
     LRSource,
+    Outcome,
     RunError,
     RunFinished,
-    RunState,
+    RunStarted,
     RunWarning,
 )
 from cockpit.engine.link import EngineLink
@@ -243,22 +245,24 @@ class CockpitApp(KeyMap, BaselineMixin, App[None]):
 
     def _react(self, event: Event) -> None:
         """What an event does beyond the view-model: notifications and modals."""
-        if isinstance(event, RunError):
+        if isinstance(event, (RunStarted, ConfigChanged)):
+            self._follow_engine_config(event.config)
+        elif isinstance(event, RunError):
             if event.fatal:
                 self._show_error("The run failed", event.summary, event.traceback,
                                  "The cockpit stays open: inspect the panes; edit the config (5, enter), "
                                  "apply it (ctrl+s), then R restarts.")
-            elif "non-finite" in event.summary or self.model.checklist.get("nonfinite_loss").flagged:
+            elif event.cause is FaultCause.NONFINITE or self.model.checklist.get("nonfinite_loss").flagged:
                 self._offer_recovery(event)
             else:
                 self._show_error("The run paused on an error", event.summary, event.traceback,
                                  "The engine paused itself: p resumes; or edit the config (5, enter), "
                                  "apply it (ctrl+s), and R restarts.")
         elif isinstance(event, RunFinished):
-            if event.outcome == "failed":
+            if event.outcome is Outcome.FAILED:
                 self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
             else:
-                words = "stopped" if event.outcome == "stopped" else "finished"
+                words = event.outcome.value
                 self.notify(f"Run {words} at iteration {event.iter}. q quits.", title=f"Run {words}", timeout=8)
         elif isinstance(event, CheckpointSaved):
             # Routine: the status bar says "saved it N"; a toast would cover the panes every epoch.
@@ -329,10 +333,9 @@ class CockpitApp(KeyMap, BaselineMixin, App[None]):
         return True
 
     def action_toggle_pause(self) -> None:
-        if self.model.state is RunState.PAUSED:
-            self.send(Resume())
-        else:
-            self.send(Pause())
+        # The engine resolves the toggle against its real state when it takes the command:
+        # the screen's state lags, so quick presses guessed from it would all say "pause".
+        self.send(TogglePause())
 
     def action_lr_up(self) -> None:
         self.send(ScaleLR(self.lr_factor))
@@ -444,6 +447,24 @@ class CockpitApp(KeyMap, BaselineMixin, App[None]):
         self.push_screen(ErrorScreen(title, summary, traceback, hint))
 
     # -- config -------------------------------------------------------------------------
+    def _follow_engine_config(self, data: dict) -> None:
+        """The engine's effective live fields (LR keys, patches, a resumed LR) become the running ones."""
+        live = {}
+        for dotted in LIVE_FIELDS:
+            section, _, key = dotted.partition(".")
+            values = data.get(section)
+            value = values.get(key) if isinstance(values, dict) else None
+            if value is not None and value != getattr(getattr(self.config, section), key):
+                live[dotted] = value
+        if not live:
+            return
+        try:
+            config = self.config.copy_with(live)
+        except ValueError:
+            return  # an engine of another version: keep showing what we have
+        self.config = config
+        self.config_editor.follow_engine(config)
+
     @on(ConfigEditor.PatchRequested)
     def _patch(self, message: ConfigEditor.PatchRequested) -> None:
         if self.send(ApplyPatch(dict(message.changes))):

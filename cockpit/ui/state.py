@@ -27,6 +27,7 @@ from cockpit.engine.events import (
     Event,
     FlagRaised,
     LRChanged,
+    Outcome,
     PreviewReady,
     RunError,
     RunFinished,
@@ -81,6 +82,8 @@ class CockpitState:
         self.epoch = 0
         self.total_iters = 0
         self.iters_per_epoch = 0
+        self.total_epochs = 0
+        """Epochs the run reaches (fewer than run.epochs when run.max_iters ends it first)."""
         self.lr: float | None = None
         self.device = ""
         self.gpu_name = ""
@@ -101,7 +104,7 @@ class CockpitState:
         self.last_checkpoint: str | None = None
         self.last_checkpoint_iter: int | None = None
         self.last_error: RunError | None = None
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
         self.warnings: deque[RunWarning] = deque(maxlen=50)
 
     # -- derived -----------------------------------------------------------------------
@@ -152,8 +155,13 @@ class CockpitState:
         classes = event.config.get("data", {}).get("classes") if isinstance(event.config, dict) else None
         if classes:
             self.classes = list(classes)
+        self.total_epochs = event.epochs
+        # The LR of the first step to come (warm-up included); the config's base LR only for
+        # streams written before RunStarted carried it.
         lr = event.config.get("optim", {}).get("lr") if isinstance(event.config, dict) else None
-        if self.lr is None and _finite(lr):
+        if _finite(event.lr):
+            self.lr = float(event.lr)
+        elif self.lr is None and _finite(lr):
             self.lr = float(lr)
         self._rate_ref = None
         return {STATUS}
@@ -225,7 +233,7 @@ class CockpitState:
     def _on_RunFinished(self, event: RunFinished) -> set[str]:
         self.state = RunState(event.state)
         self.outcome = event.outcome
-        self.state_reason = event.reason or event.outcome
+        self.state_reason = event.reason or event.outcome.value
         self.iter = max(self.iter, event.iter)
         return {STATUS}
 

@@ -51,6 +51,13 @@ def test_bad_config_gets_a_clear_message_not_a_traceback(tmp_path):
     assert result.returncode == 2 and "file not found" in result.stderr
 
 
+def test_a_non_finite_or_absurd_lr_fails_check_with_one_line(tmp_path):
+    for value, reason in (("inf", "finite number"), ("1e300", "less than or equal to 10")):
+        result = cockpit("check", str(SAMPLE / "shapes.toml"), "--set", f"optim.lr={value}")
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "optim.lr" in result.stderr and reason in result.stderr
+
+
 def test_bundled_configs_pass_check():
     for name in ("shapes.toml", "shapes_masks.toml"):
         result = cockpit("check", str(SAMPLE / name))

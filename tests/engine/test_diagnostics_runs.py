@@ -12,22 +12,28 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from cockpit.engine.events import (
+    CheckState,
     CheckpointSaved,
     FlagRaised,
     LRChanged,
     LRSource,
+    Outcome,
     RunFinished,
     RunWarning,
 )
+from cockpit.diagnostics.hook import DiagnosticsHook
+from cockpit.engine.faults import Injection
 from cockpit.engine.trainer import Trainer
+from cockpit.config import ConfigError
 from support import SAMPLE, Recorder
 
 
 def run_to_end(config, **kwargs) -> tuple[Trainer, Recorder, RunFinished]:
-    trainer = Trainer(config, **kwargs)
+    trainer = Trainer(config, hooks=[DiagnosticsHook()], **kwargs)
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
@@ -37,20 +43,38 @@ def run_to_end(config, **kwargs) -> tuple[Trainer, Recorder, RunFinished]:
 
 
 def flagged(events: Recorder, rule: str) -> list[FlagRaised]:
-    return [e for e in events.of(FlagRaised) if e.rule == rule and e.status == "FLAGGED"]
+    return [e for e in events.of(FlagRaised) if e.rule == rule and e.status is CheckState.FLAGGED]
 
 
-def test_absurd_lr_is_caught_rewound_with_compounding_lr_and_never_checkpointed(sample_config):
-    config = sample_config("run.max_iters=30", "optim.lr=1000.0", "optim.warmup_iters=0")
+def test_an_absurd_lr_is_refused_before_the_run_starts(sample_config):
+    # Past the bound (0 < lr <= 10) the config itself says why; nothing is trained.
+    with pytest.raises(ConfigError, match=r"optim.lr: .*less than or equal to 10"):
+        sample_config("optim.lr=1000.0")
+
+
+def test_the_largest_accepted_lr_diverges_is_caught_and_rewound_with_a_lower_lr(sample_config):
+    config = sample_config("run.max_iters=12", "optim.lr=10.0", "optim.warmup_iters=0")
     _, events, finished = run_to_end(config, headless=True)
+
+    assert flagged(events, "nonfinite_loss"), "the non-finite loss must be flagged"
+    recovery = [e.lr for e in events.of(LRChanged) if e.source is LRSource.RECOVERY]
+    assert recovery and recovery[0] == pytest.approx(1.0)
+    assert finished.outcome is Outcome.FINISHED and finished.iter == 12
+
+
+def test_a_loss_that_stays_non_finite_is_rewound_with_compounding_lr_then_stops_with_a_good_checkpoint(sample_config):
+    config = sample_config("run.max_iters=30", "optim.lr=10.0", "optim.warmup_iters=0")
+    # A NaN at every iteration from 3 on: rewinds cannot cure it.
+    injections = [Injection("nan", it) for it in range(3, 31)]
+    _, events, finished = run_to_end(config, headless=True, injections=injections)
 
     assert flagged(events, "nonfinite_loss"), "the non-finite loss must be flagged"
     rewinds = [e for e in events.of(RunWarning) if e.category == "nan_rewind"]
     assert len(rewinds) == 3
     # Each automatic rewind lowers the LR again: x0.1, x0.01, x0.001 of the original.
     recovery = [e.lr for e in events.of(LRChanged) if e.source is LRSource.RECOVERY]
-    assert [round(lr, 6) for lr in recovery] == [100.0, 10.0, 1.0]
-    assert finished.outcome == "failed"
+    assert [round(lr, 6) for lr in recovery] == [1.0, 0.1, 0.01]
+    assert finished.outcome is Outcome.FAILED
     assert "non-finite after 3 rewinds" in finished.reason
     saved = events.of(CheckpointSaved)
     assert saved, "the failure keeps the last good state"
@@ -148,7 +172,7 @@ def test_score_threshold_above_every_detection_is_flagged_with_the_score_histogr
     # none of which reaches a 0.999 threshold.
     config = sample_config("run.max_iters=60", "optim.warmup_iters=10", "eval.score_thresh=0.999")
     _, events, finished = run_to_end(config, headless=True)
-    assert finished.outcome == "finished"
+    assert finished.outcome is Outcome.FINISHED
 
     (flag,) = flagged(events, "no_val_detections")
     histogram = flag.data["score_histogram"]

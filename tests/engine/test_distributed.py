@@ -157,7 +157,7 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     import torch
 
     from cockpit.engine.checkpoint import load
-    from cockpit.engine.events import RunFinished
+    from cockpit.engine.events import Outcome, RunFinished
     from cockpit.engine.model import build_model
     from cockpit.engine.trainer import Trainer
     from support import Recorder
@@ -170,13 +170,13 @@ def test_the_checkpoint_loads_in_a_single_process_run(job, sample_config):
     config = sample_config(f"run.max_iters={MAX_ITERS + 1}", "data.batch_size=2", "data.val=''")
     model = build_model(config)
     model.load_state_dict(state["model"])  # strict: torchvision's own keys
-    trainer = Trainer(config, resume=str(checkpoint), headless=True, diagnostics=False)
+    trainer = Trainer(config, resume=str(checkpoint), headless=True)
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
     finished = events.wait_for(lambda event: isinstance(event, RunFinished))
     trainer.close()
-    assert finished.outcome == "finished" and finished.iter == MAX_ITERS + 1
+    assert finished.outcome is Outcome.FINISHED and finished.iter == MAX_ITERS + 1
     assert torch.isfinite(torch.cat([p.flatten() for p in trainer.model.parameters()])).all()
 
 
@@ -293,7 +293,7 @@ def _rank_main(plan_path: str) -> None:
         answers = [(PAUSE_AT, Resume())]
     config = load_config(SAMPLE / "shapes.toml", plan["overrides"])
     trainer = Trainer(
-        config, headless=not interactive, diagnostics=False, hooks=[Observer()], injections=injections, dist=context
+        config, headless=not interactive, hooks=[Observer()], injections=injections, dist=context
     )
     trainer.pause_heartbeat = 0.05
     trainer.start()

@@ -10,6 +10,8 @@ import torch
 from cockpit.config import load_config
 from cockpit.engine.commands import RewindSkip
 from cockpit.engine.events import (
+    FaultCause,
+    Outcome,
     CheckpointSaved,
     CommandAck,
     PreviewReady,
@@ -27,7 +29,7 @@ from support import SAMPLE, Recorder
 
 
 def start(config, **kwargs) -> tuple[Trainer, Recorder]:
-    trainer = Trainer(config, diagnostics=False, **kwargs)
+    trainer = Trainer(config, **kwargs)
     recorder = Recorder()
     trainer.subscribe(recorder)
     trainer.start()
@@ -73,7 +75,7 @@ def test_unreadable_image_mid_run_is_skipped_and_named(tmp_path, sample_config):
     breaker = BreakFiles()
     trainer, events = start(config, hooks=[breaker])
     finished = finish(trainer, events)
-    assert finished.outcome == "finished" and finished.iter == 2
+    assert finished.outcome is Outcome.FINISHED and finished.iter == 2
     skipped = [e for e in events.of(RunWarning) if e.category == "skipped_sample"]
     assert sorted(str(e.details["path"]) for e in skipped) == sorted(str(p) for p in breaker.paths)
     assert all(e.details["error"] for e in skipped)
@@ -82,7 +84,7 @@ def test_unreadable_image_mid_run_is_skipped_and_named(tmp_path, sample_config):
 def test_injected_oom_is_recovered_by_halving_the_micro_batch(sample_config):
     trainer, events = start(sample_config("run.max_iters=4"), injections=[Injection("oom", 2)])
     finished = finish(trainer, events)
-    assert finished.outcome == "finished" and finished.iter == 4
+    assert finished.outcome is Outcome.FINISHED and finished.iter == 4
     retries = [e for e in events.of(RunWarning) if e.category == "oom_retry"]
     assert len(retries) == 1 and retries[0].iter == 2
     assert retries[0].details["new_accumulation"] == 2
@@ -94,7 +96,7 @@ def test_headless_nan_is_rewound_with_lower_lr_and_never_checkpointed(sample_con
     config = sample_config("run.max_iters=4", "optim.warmup_iters=0")
     trainer, events = start(config, headless=True, injections=[Injection("nan", 2)])
     finished = finish(trainer, events)
-    assert finished.outcome == "finished"
+    assert finished.outcome is Outcome.FINISHED
     rewinds = [e for e in events.of(RunWarning) if e.category == "nan_rewind"]
     assert len(rewinds) == 1
     assert trainer.lr == config.optim.lr * 0.1
@@ -108,6 +110,7 @@ def test_interactive_nan_pauses_and_waits_for_the_user(sample_config):
     trainer, events = start(config, headless=False, injections=[Injection("nan", 2)])
     error = events.wait_for(lambda e: isinstance(e, RunError))
     assert not error.fatal and "non-finite" in error.summary and "loss_classifier" in error.summary
+    assert error.cause is FaultCause.NONFINITE
     events.wait_for(lambda e: isinstance(e, StateChanged) and e.state is RunState.PAUSED)
     assert trainer.iteration == 2
     # The culprit batch's first image is shown in the preview (a train image, GT only).
@@ -115,7 +118,7 @@ def test_interactive_nan_pauses_and_waits_for_the_user(sample_config):
     assert culprit.boxes == [] and culprit.image_path.endswith(f"train-{culprit.index}.png")
     trainer.send(RewindSkip(lr_factor=0.1))
     finished = finish(trainer, events)
-    assert finished.outcome == "finished" and finished.iter == 4
+    assert finished.outcome is Outcome.FINISHED and finished.iter == 4
     assert any(e.command == "rewind" and e.ok for e in events.of(CommandAck))
     assert math.isclose(trainer.lr, config.optim.lr * 0.1)
 
@@ -128,7 +131,7 @@ def test_a_failing_hook_pauses_an_interactive_run_and_stops_a_headless_one(sampl
 
     trainer, events = start(sample_config("run.max_iters=4"), hooks=[Broken()], headless=True)
     finished = finish(trainer, events)
-    assert finished.outcome == "failed" and "hook bug" in finished.reason
+    assert finished.outcome is Outcome.FAILED and "hook bug" in finished.reason
     assert any(isinstance(e, CheckpointSaved) for e in events.events), "headless failure keeps the last good state"
 
     trainer, events = start(sample_config("run.max_iters=4"), hooks=[Broken()], headless=False)

@@ -52,7 +52,7 @@ def test_val_image_deleted_mid_run_still_ends_with_last_pt(tmp_path):
                 os.unlink(self.path)
 
     deleter = DeleteValImage()
-    trainer = Trainer(config, diagnostics=False, hooks=[deleter, EvalProbeHook(every=1)])
+    trainer = Trainer(config, hooks=[deleter, EvalProbeHook(every=1)])
     finished, events = run_to_end(trainer)
     assert finished.outcome == "finished", finished.reason
     assert (trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST).is_file()
@@ -74,7 +74,7 @@ def test_a_failing_final_evaluation_does_not_prevent_last_pt(tmp_path, monkeypat
         raise RuntimeError("pycocotools choked")
 
     monkeypatch.setattr(evaluation, "evaluate", broken)
-    trainer = Trainer(config, diagnostics=False)
+    trainer = Trainer(config)
     finished, events = run_to_end(trainer)
     assert finished.outcome == "finished"
     assert (trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST).is_file()
@@ -87,14 +87,14 @@ def test_evaluation_uses_batch_1_by_default_and_the_report_says_so(tmp_path, sam
 
     config = sample_config("run.max_iters=1", "data.batch_size=4")
     assert config.eval.batch_size == 1
-    trainer = Trainer(config, diagnostics=False)
+    trainer = Trainer(config)
     finished, events = run_to_end(trainer)
     assert finished.outcome == "finished" and events.of(EvalResult)
     assert trainer.val_loader.batch_size == 1
     markdown = build_report(trainer.run_dir).markdown.read_text().replace("\\_", "_")
     assert "eval.batch_size = 1" in markdown
 
-    wider = Trainer(sample_config("run.max_iters=1", "data.batch_size=4", "eval.batch_size=3"), diagnostics=False)
+    wider = Trainer(sample_config("run.max_iters=1", "data.batch_size=4", "eval.batch_size=3"))
     run_to_end(wider)
     assert wider.val_loader.batch_size == 3
     assert "eval.batch_size = 3" in build_report(wider.run_dir).markdown.read_text().replace("\\_", "_")
@@ -134,7 +134,7 @@ def test_resume_from_a_torchvision_references_checkpoint_continues_its_schedule(
     config = sample_config("run.max_iters=62", "optim.warmup_iters=100")
     path = tmp_path / "model_1.pth"
     their_lr = write_references_checkpoint(config, path, finished_epoch=1)
-    trainer = Trainer(config, diagnostics=False, resume=str(path))
+    trainer = Trainer(config, resume=str(path))
     finished, events = run_to_end(trainer)
     assert finished.outcome == "finished", finished.reason
     [started] = events.of(RunStarted)
@@ -222,7 +222,7 @@ def test_disk_full_pauses_the_cockpit_and_keeps_the_previous_checkpoint(small_di
                 trainer.save_checkpoint("after the disk filled")
 
     config = sample_config("run.max_iters=5", "data.val=''", f"run.output_dir='{small_disk}'")
-    trainer = Trainer(config, diagnostics=False, hooks=[SaveThenFill()])
+    trainer = Trainer(config, hooks=[SaveThenFill()])
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
@@ -257,7 +257,7 @@ def test_disk_full_stops_a_headless_run_without_touching_the_previous_checkpoint
                 (small_disk / "filler.bin").write_bytes(b"\0" * (8 * 1024 * 1024))
 
     config = sample_config("run.max_iters=4", "data.val=''", f"run.output_dir='{small_disk}'")
-    trainer = Trainer(config, diagnostics=False, headless=True, hooks=[SaveThenFill()])
+    trainer = Trainer(config, headless=True, hooks=[SaveThenFill()])
     finished, events = run_to_end(trainer)
     assert finished.outcome == "failed"
     assert finished.reason.startswith("no space left on device writing checkpoints/last.pt")

@@ -27,7 +27,7 @@ def tree_digest(folder: Path) -> dict[str, bytes]:
 
 
 def finished_run(config) -> Path:
-    trainer = Trainer(config, diagnostics=False)
+    trainer = Trainer(config)
     events = Recorder()
     trainer.subscribe(events)
     trainer.start()
@@ -41,10 +41,10 @@ def test_a_resume_with_another_arch_is_refused_and_touches_nothing(sample_config
     before = tree_digest(run_dir)
     other = sample_config("run.max_iters=4", "model.arch='fasterrcnn_mobilenet_v3_large_320_fpn'")
     with pytest.raises(CheckpointError, match="model.arch = 'tiny'"):
-        Trainer(other, resume=str(run_dir), diagnostics=False)
+        Trainer(other, resume=str(run_dir))
     other_classes = sample_config("run.max_iters=4", "data.classes=['circle', 'square', 'star']")
     with pytest.raises(CheckpointError, match="classes"):
-        Trainer(other_classes, resume="auto", diagnostics=False)
+        Trainer(other_classes, resume="auto")
     assert tree_digest(run_dir) == before
     assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]  # no new folder either
 
@@ -52,11 +52,11 @@ def test_a_resume_with_another_arch_is_refused_and_touches_nothing(sample_config
 def test_a_live_run_refuses_a_second_owner_naming_its_pid(sample_config):
     config = sample_config("run.max_iters=2")
     run_dir = finished_run(config)
-    owner = Trainer(sample_config("run.max_iters=4"), resume="auto", diagnostics=False)  # holds the folder, not started
+    owner = Trainer(sample_config("run.max_iters=4"), resume="auto")  # holds the folder, not started
     try:
         before = tree_digest(run_dir)
         with pytest.raises(RunBusyError, match=f"in use by pid {os.getpid()}"):
-            Trainer(sample_config("run.max_iters=4"), resume="auto", diagnostics=False)
+            Trainer(sample_config("run.max_iters=4"), resume="auto")
         # The same through the CLI, a second process: one line naming the owner, nothing touched.
         for extra in ([], ["--detach"]):
             result = subprocess.run(
@@ -72,7 +72,7 @@ def test_a_live_run_refuses_a_second_owner_naming_its_pid(sample_config):
     finally:
         owner.close()
     # Released with the owner: the folder can be resumed again.
-    Trainer(sample_config("run.max_iters=4"), resume="auto", diagnostics=False).close()
+    Trainer(sample_config("run.max_iters=4"), resume="auto").close()
 
 
 def _train_until(run_dir_parent: Path, iteration: int | None, *extra: str) -> subprocess.Popen:

@@ -8,7 +8,8 @@ import json
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cockpit.engine.session import RunRequest, make_trainer
+from cockpit.assembly import make_trainer
+from cockpit.engine.session import RunRequest
 from support import SAMPLE
 
 

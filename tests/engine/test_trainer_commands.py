@@ -9,6 +9,7 @@ import torch
 
 from cockpit.engine.commands import EvaluateNow, Pause, Resume, SaveCheckpoint, ScaleLR, SetLR, Stop
 from cockpit.engine.events import (
+    Outcome,
     CheckpointSaved,
     CommandAck,
     EvalResult,
@@ -39,7 +40,7 @@ class SendAt(Hook):
 
 
 def run(config, *hooks, listeners=(), **kwargs) -> tuple[Trainer, Recorder]:
-    trainer = Trainer(config, hooks=list(hooks), diagnostics=False, **kwargs)
+    trainer = Trainer(config, hooks=list(hooks), **kwargs)
     recorder = Recorder()
     trainer.subscribe(recorder)
     for listener in listeners:
@@ -61,7 +62,7 @@ def test_pause_takes_effect_at_the_next_boundary_and_blocks_until_resume(sample_
     trainer.send(Resume())
     finished = events.wait_for(lambda e: isinstance(e, RunFinished))
     trainer.close()
-    assert finished.iter == 6 and finished.outcome == "finished"
+    assert finished.iter == 6 and finished.outcome is Outcome.FINISHED
     assert [e.command for e in events.of(CommandAck) if e.command in ("pause", "resume")] == ["pause", "resume"]
     steps = [e.iter for e in events.of(StepMetrics)]
     assert steps == [1, 2, 3, 4, 5, 6]
@@ -87,7 +88,7 @@ def test_stop_jumps_the_queue_and_saves_a_checkpoint(sample_config):
     trainer.start()
     finished = events.wait_for(lambda e: isinstance(e, RunFinished))
     trainer.close()
-    assert finished.outcome == "stopped" and finished.iter == 2
+    assert finished.outcome is Outcome.STOPPED and finished.iter == 2
     # Stop was sent after SaveCheckpoint yet applied first: the save is refused, not run.
     acks = [(e.command, e.ok) for e in events.of(CommandAck)]
     assert acks == [("save", False), ("stop", True)]
@@ -145,7 +146,7 @@ def test_a_listener_that_raises_does_not_kill_the_run(sample_config):
     trainer.start()
     finished = events.wait_for(lambda e: isinstance(e, RunFinished))
     trainer.close()
-    assert finished.outcome == "finished" and finished.iter == 3
+    assert finished.outcome is Outcome.FINISHED and finished.iter == 3
     warnings = [e for e in events.of(RunWarning) if e.category == "listener_error"]
     assert 1 <= len(warnings) <= 3 and "listener bug" in warnings[0].message
 
@@ -168,7 +169,7 @@ def test_eval_probe_reports_detection_scores_to_the_diagnostics(sample_config):
         def __init__(self):
             self.probes = []
 
-        def on_probe(self, facts):
+        def on_probe(self, trainer, facts):
             self.probes.append(facts)
 
     listens = Listens()

@@ -10,7 +10,7 @@ import sys
 import time
 
 from cockpit.engine.commands import Pause, Resume
-from cockpit.engine.events import RunFinished, RunState, StepMetrics
+from cockpit.engine.events import Outcome, RunFinished, RunState, StepMetrics
 from cockpit.remote import protocol, runs
 from cockpit.remote.client import RemoteLink, read_events
 from remote_support import RawClient, wait_for
@@ -53,7 +53,7 @@ def test_detach_attach_pause_quit_stays_paused_attach_resume_finishes(detach):
     wait_for(lambda: link.state is RunState.PAUSED, timeout=30)  # the replayed history says so
     link.send(Resume())
     wait_for(lambda: finished(seen) is not None, timeout=300)
-    assert finished(seen).outcome == "finished" and finished(seen).iter == 20
+    assert finished(seen).outcome is Outcome.FINISHED and finished(seen).iter == 20
     link.wait(30)
     link.close(timeout=5)
     wait_for(lambda: not runs.pid_alive(run.pid), timeout=60)
@@ -77,7 +77,7 @@ def test_sigkill_of_an_attached_cockpit_leaves_the_run_going(detach):
         client.wait(30)
     link, seen = attach(run.run_dir)
     wait_for(lambda: finished(seen) is not None, timeout=300)
-    assert finished(seen).outcome == "finished" and finished(seen).iter == 15
+    assert finished(seen).outcome is Outcome.FINISHED and finished(seen).iter == 15
     link.close(timeout=5)
 
 

@@ -70,7 +70,7 @@ def test_a_deeply_nested_line_gets_an_error_reply_and_the_connection_goes_on(fak
         assert client.read()["type"] == "hello"
         client.send(b"[" * 50_000 + b"\n")
         reply = client.read_until(lambda m: m["type"] == "error")
-        assert "nested too deeply" in reply["message"]
+        assert "nested deeper than 64 levels" in reply["message"]
         client.send(protocol.encode_command("p2", Pause()))
         client.read_until(lambda m: m["type"] == "ok" and m["id"] == "p2")
         client.close()

@@ -24,6 +24,7 @@ from cockpit.engine.commands import (
     Pause,
     RequestPreview,
     Resume,
+    TogglePause,
     RewindSkip,
     SaveCheckpoint,
     ScaleLR,
@@ -233,6 +234,9 @@ class FakeEngine:
 
     def _answer(self, command: Command) -> None:
         t = self.clock
+        if isinstance(command, TogglePause):
+            # As the engine does: resolved against its own state when it takes the command.
+            command = Pause() if self._state is RunState.RUNNING else Resume()
         if isinstance(command, Pause) and self._state is RunState.RUNNING:
             self.emit(StateChanged(state=RunState.PAUSED, previous=RunState.RUNNING, reason="paused by user", iter=self.iter, time=t))
         elif isinstance(command, (Resume, RewindSkip)) and self._state is RunState.PAUSED:

@@ -13,14 +13,15 @@ from cockpit.engine.commands import (
     ScaleLR,
     SetLR,
     Stop,
+    TogglePause,
 )
 from cockpit.engine.events import RunState
 from ui_support import settle
 
 
 KEYS = [
-    ("p", Pause()),
-    ("space", Pause()),
+    ("p", TogglePause()),
+    ("space", TogglePause()),
     ("plus", ScaleLR(2.0)),
     ("minus", ScaleLR(0.5)),
     ("e", EvaluateNow()),
@@ -54,8 +55,26 @@ async def test_pause_then_resume_follows_engine_state(make_app):
         assert app.query_one("#status").has_class("-paused")
         await pilot.press("p")
         await settle(pilot)
-        assert [c for c in fake.commands if isinstance(c, (Pause, Resume))] == [Pause(), Resume()]
+        assert [c for c in fake.commands if isinstance(c, TogglePause)] == [TogglePause(), TogglePause()]
         assert app.model.state is RunState.RUNNING
+
+
+async def test_quick_presses_toggle_against_the_engine_state_not_the_screen(make_app):
+    # The engine answers only after both presses: each press must still toggle.
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.respond = False
+        await pilot.press("space", "space")
+        await settle(pilot)
+        fake.respond = True
+        for command in list(fake.commands):
+            fake._answer(command)
+        await settle(pilot)
+        assert app.model.state is RunState.RUNNING
+        await pilot.press("p", "p", "p")
+        await settle(pilot)
+        assert app.model.state is RunState.PAUSED
 
 
 async def test_lr_keys_update_the_status_bar(make_app):

@@ -85,11 +85,8 @@ def test_nonfinite_step_is_judged_at_once_with_culprit():
     events = trainer.flags("nonfinite_loss")
     assert len(events) == 1 and events[0].status == "FLAGGED" and events[0].severity == Severity.ERROR
     assert "loss_box_reg" in events[0].evidence and "iteration 6" in events[0].evidence
-    assert hook.culprit()["image_paths"][0] == "img6.png"
-    # The trainer asking again for the same step neither re-records nor re-publishes.
-    verdict = hook.on_nonfinite(bad)
-    assert verdict.state == CheckState.FLAGGED and hook.history.nonfinite_count == 1
-    assert len(trainer.flags("nonfinite_loss")) == 1
+    assert hook.recorder.culprit()["image_paths"][0] == "img6.png"
+    assert hook.history.nonfinite_count == 1
     # A second NaN (after a rewind, same iteration number) is news.
     hook.after_step(trainer, step(6, finite=False))
     assert hook.history.nonfinite_count == 2
@@ -97,13 +94,17 @@ def test_nonfinite_step_is_judged_at_once_with_culprit():
     assert len(second) == 2 and "2 non-finite step(s)" in second[-1].evidence
 
 
-def test_on_oom_returns_verdict_for_the_trainer_to_publish():
+def test_on_oom_publishes_the_verdict_once_per_new_oom():
     trainer, hook = FakeTrainer(model={"arch": "fasterrcnn_resnet50_fpn"}), DiagnosticsHook()
     hook.before_train(trainer)
-    verdict = hook.on_oom({"iter": 4, "batch_size": 4, "image_size": None, "allocated_mb": 1000.0})
+    verdict = hook.on_oom(trainer, {"iter": 4, "batch_size": 4, "image_size": None, "allocated_mb": 1000.0})
     assert verdict.state == CheckState.FLAGGED
     assert "batch_size>1 on 800px images" in verdict.flag.likely_cause  # arch default filled in
-    assert trainer.events == []  # the trainer publishes what it gets back
+    (event,) = trainer.flags("cuda_oom")
+    assert event.status == CheckState.FLAGGED and event.iter == 4
+    # A second OOM at another iteration is news again.
+    hook.on_oom(trainer, {"iter": 9, "batch_size": 4, "image_size": None, "allocated_mb": 1000.0})
+    assert [e.iter for e in trainer.flags("cuda_oom")] == [4, 9]
 
 
 def eval_result(it=300, n=10):
@@ -174,6 +175,6 @@ def test_on_probe_consecutive_empty_probes():
     trainer, hook = FakeTrainer(), DiagnosticsHook()
     hook.before_train(trainer)
     run(hook, trainer, range(1, 201))
-    hook.on_probe({"iter": 200, "num_images": 4, "scores": [0.1]})
-    hook.on_probe({"iter": 250, "num_images": 4, "scores": [0.2]})
+    hook.on_probe(trainer, {"iter": 200, "num_images": 4, "scores": [0.1]})
+    hook.on_probe(trainer, {"iter": 250, "num_images": 4, "scores": [0.2]})
     assert [e.status for e in trainer.flags("eval_probe")] == ["OK", "FLAGGED"]

@@ -115,7 +115,8 @@ def test_without_tensorboard_the_option_names_the_extra(monkeypatch, sample_conf
         require_tensorboard("run.tensorboard = true")
     message = str(caught.value)
     assert "\n" not in message and "pip install '.[tensorboard]'" in message
-    from cockpit.engine.session import RunRequest, make_trainer
+    from cockpit.assembly import make_trainer
+    from cockpit.engine.session import RunRequest
 
     config = sample_config("run.tensorboard=true")
     with pytest.raises(TensorBoardMissing):

@@ -11,14 +11,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from cockpit.config.schema import lr_problem
+
 
 def parse_lr(text: str) -> float | None:
-    """A positive, finite float (``1e-3``, ``0.005``), else None."""
+    """A finite float in (0, MAX_LR] (``1e-3``, ``0.005``), else None."""
     try:
         value = float(text.strip())
     except ValueError:
         return None
-    return value if math.isfinite(value) and value > 0 else None
+    return value if math.isfinite(value) and lr_problem(value) is None else None
 
 
 class SetLRScreen(ModalScreen["float | None"]):
@@ -53,7 +55,7 @@ class SetLRScreen(ModalScreen["float | None"]):
     def _submitted(self, event: Input.Submitted) -> None:
         value = parse_lr(event.value)
         if value is None:
-            self.query_one(".error", Static).content = f"Not a positive number: {event.value!r}"
+            self.query_one(".error", Static).content = lr_problem(event.value.strip()) or f"Not a number: {event.value!r}"
             return
         self.dismiss(value)
 

@@ -175,6 +175,21 @@ class ConfigEditor(Vertical):
         self.app.refresh_bindings()
         self._say("Running this config.", "-ok")
 
+    def follow_engine(self, config: Config) -> None:
+        """The engine's effective config changed: show it, unless the user is mid-edit.
+
+        An edited buffer is kept (Revert shows the engine's values); Apply then compares
+        against what the engine really runs.
+        """
+        untouched = self.text == dump_config(self.running)
+        if flat_fields(config) == flat_fields(self.running):
+            return
+        self.running = config
+        if untouched:
+            self.load_text(dump_config(config))
+        else:
+            self._say("The running config changed (LR keys or a recovery); Revert shows it.", "")
+
     def _say(self, message: Content | str, kind: str) -> None:
         box = self.query_one(".problems", Static)
         for css_class in ("-error", "-restart", "-ok"):

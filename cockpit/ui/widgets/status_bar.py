@@ -7,7 +7,7 @@ import re
 from textual.content import Content
 from textual.widgets import Static
 
-from cockpit.engine.events import RunState
+from cockpit.engine.events import Outcome, RunState
 from cockpit.durations import format_duration
 from cockpit.ui.state import CockpitState
 
@@ -101,12 +101,9 @@ def _fields(state: CockpitState, compact: bool, saved: bool) -> list[Content]:
         RunState.FAILED: "$text-error",
     }.get(state.state, "$text-muted")
     label = state.state.value
-    if state.state is RunState.FINISHED and state.outcome == "stopped":
+    if state.state is RunState.FINISHED and state.outcome is Outcome.STOPPED:
         label = "STOPPED"
-    epoch = f"ep {state.epoch}"
-    if state.total_iters and state.iters_per_epoch:
-        epochs = max(1, -(-state.total_iters // state.iters_per_epoch))
-        epoch = f"ep {state.epoch}/{epochs}"
+    epoch = f"ep {state.epoch}" + (f"/{state.total_epochs}" if state.total_epochs else "")
     iters = f"it {state.iter}" + (f"/{state.total_iters}" if state.total_iters else "")
     speed = (f"{state.its:.2f} it/s" if not compact else f"{state.its:.1f}it/s") if state.its else "-- it/s"
     device = state.device or "?"
