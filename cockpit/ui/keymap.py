@@ -64,7 +64,8 @@ class KeyMap:
             keys, text = by_action.setdefault(binding.action, ([], binding.tooltip or binding.description))
             keys.extend(names.get(k, k) for k in binding.key.split(","))
         rows = [(" / ".join(keys), text) for keys, text in by_action.values()]
-        rows.append(("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
+        titles = [title for _, title in self.PANES]
+        rows.append((f"1 … {len(titles)}", "jump to " + ", ".join(titles)))
         self.push_screen(HelpScreen(rows))
 
     # -- command palette ----------------------------------------------------------------

@@ -50,7 +50,7 @@ async def test_config_pane_keys_are_global_until_enter_starts_editing(make_app):
         await pilot.press("1")
         assert app._active_pane == 0 and text.text == "1+" + before
         await pilot.press("5", "enter", "tab")  # tab leaves the pane, and editing with it
-        assert app._active_pane == 0 and not app.config_editor.editing
+        assert app._active_pane == 5 % len(app.PANES) and not app.config_editor.editing
 
 
 async def test_footer_shows_what_the_keys_do_now_in_the_config_pane(make_app):
