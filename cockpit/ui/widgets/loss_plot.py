@@ -204,6 +204,10 @@ class LossPlot(Vertical, can_focus=True):
             line = Content(gap).join(self._legend_entry(name, short) for name in terms)
             if width and line.cell_length <= width:
                 break
+        if width and line.cell_length > width:
+            # Too narrow even for the short forms: two terms a line, never an entry cut in two.
+            entries = [self._legend_entry(name, True) for name in terms]
+            line = Content("\n").join([Content("  ").join(entries[:2]), Content("  ").join(entries[2:])])
         extras: list[Content] = [self._legend_entry(SERIES[-1], short)]
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
