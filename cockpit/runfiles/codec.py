@@ -106,5 +106,7 @@ def number(value: Any) -> float | None:
 
 def finite(value: Any) -> float | None:
     """The value as a finite float, else None."""
+    if type(value) is float:  # the common case, 500,000 times in a long run's report
+        return value if value - value == 0.0 else None
     result = number(value)
     return result if result is not None and math.isfinite(result) else None
