@@ -8,7 +8,7 @@ progress display in the CLI, plain lines in a log) is the listener's business.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, TextIO
 
 from cockpit.engine.events import Progress, ProgressTask
 
@@ -59,3 +59,65 @@ class ProgressMeter:
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else None
         self.sink(Progress(self.task, self.done, self.total, self.detail, rate, eta))
+
+
+class PlainProgress:
+    """Plain periodic lines: the first once a wait has lasted ``quiet_s``, then one every
+    ``every_s`` and a last one when it ends -- a short wait prints nothing, a long one is
+    never a silent minute. A sink (writes to ``stream``), or :meth:`line` for a caller
+    that prints itself (the headless printer)."""
+
+    def __init__(self, stream: TextIO | None = None, quiet_s: float = 2.0, every_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream, self.quiet_s, self.every_s, self.clock = stream, quiet_s, every_s, clock
+        self._started: dict[tuple, float] = {}
+        self._printed: dict[tuple, float] = {}
+
+    def __call__(self, progress: Progress) -> None:
+        text = self.line(progress)
+        if text is not None and self.stream is not None:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def line(self, progress: Progress) -> str | None:
+        """The line to print for this event now, or None."""
+        key = (progress.task, progress.detail)
+        now = self.clock()
+        if progress.done == 0 or key not in self._started:
+            self._started[key] = now
+            self._printed.pop(key, None)
+        last = self._printed.get(key)
+        if progress.finished:
+            self._started.pop(key, None)
+            self._printed.pop(key, None)
+            return describe(progress) if last is not None else None  # close what was announced
+        due = now - self._started[key] >= self.quiet_s if last is None else now - last >= self.every_s
+        if not due:
+            return None
+        self._printed[key] = now
+        return describe(progress)
+
+
+def _count(value: float, detail: str) -> str:
+    if detail.startswith("bytes"):
+        return f"{value / 1e6:,.1f}"
+    return f"{int(value):,}"
+
+
+def describe(progress: Progress) -> str:
+    """One line for a status bar or a log: ``checking data 3,200/10,000 train images
+    (1,250/s, ETA 5 s)``; byte counts read in MB."""
+    from cockpit.durations import format_duration
+
+    detail = progress.detail
+    unit = "MB" + detail[len("bytes"):] if detail.startswith("bytes") else detail
+    text = f"{progress.task.value} {_count(progress.done, detail)}/{_count(progress.total, detail)}"
+    text += f" {unit}" if unit else ""
+    if progress.finished:
+        return text + " (done)"
+    extras = []
+    if progress.rate > 0:
+        extras.append(f"{_count(progress.rate, detail)}{' MB' if detail.startswith('bytes') else ''}/s")
+    if progress.eta_seconds is not None:
+        extras.append(f"ETA {format_duration(progress.eta_seconds)}")
+    return text + (f" ({', '.join(extras)})" if extras else "")

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from cockpit.durations import format_duration
 from cockpit.engine.events import (
+    Progress,
     CheckpointSaved,
     CheckState,
     CommandAck,
@@ -26,6 +27,7 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
+from cockpit.progress import PlainProgress
 
 SHORT_NAMES = {
     "loss_classifier": "cls",
@@ -50,6 +52,8 @@ class HeadlessPrinter:
         self.total_iters = 0
         self.iters_per_epoch = 0
         self.epochs = 0
+        self._progress = PlainProgress()
+        """Long waits (an evaluation over thousands of images) as a line every few seconds."""
 
     def __call__(self, event: Event) -> None:
         line = self.format(event)
@@ -111,6 +115,8 @@ class HeadlessPrinter:
             )
         if isinstance(event, CommandAck):
             return None if event.ok else f"command {event.command} refused: {event.message}"
+        if isinstance(event, Progress):
+            return self._progress.line(event)
         if isinstance(event, RunFinished):
             reason = f" ({event.reason})" if event.reason else ""
             return f"run {event.outcome.value} at iteration {event.iter}{reason}"
