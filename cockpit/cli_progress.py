@@ -30,6 +30,9 @@ class RichProgress:
             TimeRemainingColumn(),
             console=Console(file=stream),
             transient=True,
+            # Redrawn on each event (a few a second) rather than by a refresh thread: the
+            # process stays single-threaded, so `cockpit report` may fork its CSV writer.
+            auto_refresh=False,
         )
         self._tasks: dict[tuple, int] = {}
 
@@ -44,7 +47,7 @@ class RichProgress:
         unit = "MB/s" if progress.detail.startswith("bytes") else "/s"
         rate = self._scaled(progress, progress.rate)
         self._bars.update(self._tasks[key], completed=self._scaled(progress, progress.done),
-                          rate=f"{rate:,.0f} {unit}" if rate else "")
+                          rate=f"{rate:,.0f} {unit}" if rate else "", refresh=True)
         if progress.finished:
             self._bars.remove_task(self._tasks.pop(key))
             if not self._tasks:

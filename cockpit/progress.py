@@ -117,7 +117,9 @@ def describe(progress: Progress) -> str:
         return text + " (done)"
     extras = []
     if progress.rate > 0:
-        extras.append(f"{_count(progress.rate, detail)}{' MB' if detail.startswith('bytes') else ''}/s")
+        rate = progress.rate / 1e6 if detail.startswith("bytes") else progress.rate
+        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
+        extras.append(f"{shown}{' MB' if detail.startswith('bytes') else ''}/s")
     if progress.eta_seconds is not None:
         extras.append(f"ETA {format_duration(progress.eta_seconds)}")
     return text + (f" ({', '.join(extras)})" if extras else "")

@@ -50,7 +50,7 @@ def test_describe_counts_rate_and_eta() -> None:
     line = describe(Progress(ProgressTask.PREFLIGHT, 3200, 10_000, "train images", 1250.0, 6.2))
     assert line == "checking data 3,200/10,000 train images (1,250/s, ETA 6s)"
     megabytes = describe(Progress(ProgressTask.ANNOTATIONS, 12_000_000, 44_000_000, "bytes of big.json", 3e7, 1.1))
-    assert megabytes == "loading annotations 12.0/44.0 MB of big.json (30.0 MB/s, ETA 1s)"
+    assert megabytes == "loading annotations 12.0/44.0 MB of big.json (30 MB/s, ETA 1s)"
     assert describe(Progress(ProgressTask.REPORT, 5, 5, "stages")).endswith("5/5 stages (done)")
 
 
@@ -109,3 +109,10 @@ def test_headless_printer_prints_a_long_evaluation_periodically() -> None:
     lines = out.getvalue().splitlines()
     assert lines and all(line.startswith("evaluating ") for line in lines)
     assert lines[-1] == "evaluating 500/500 val images (done)"
+
+
+def test_report_with_the_csv_written_by_a_forked_child_is_the_same(tmp_path: Path) -> None:
+    run_dir = make_finished_run(tmp_path)
+    alone = build_report(run_dir, tmp_path / "alone")
+    forked = build_report(run_dir, tmp_path / "forked", parallel=True)
+    assert forked.csv.read_bytes() == alone.csv.read_bytes() and forked.csv.stat().st_size > 0
