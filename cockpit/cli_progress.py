@@ -47,7 +47,8 @@ class RichProgress:
         unit = "MB/s" if progress.detail.startswith("bytes") else "/s"
         rate = self._scaled(progress, progress.rate)
         self._bars.update(self._tasks[key], completed=self._scaled(progress, progress.done),
-                          rate=f"{rate:,.0f} {unit}" if rate else "", refresh=True)
+                          rate=(f"{rate:,.0f} {unit}" if rate >= 10 else f"{rate:.1f} {unit}") if rate else "",
+                          refresh=True)
         if progress.finished:
             self._bars.remove_task(self._tasks.pop(key))
             if not self._tasks:
