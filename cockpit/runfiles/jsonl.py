@@ -9,7 +9,6 @@ is not JSON, a line nested too deep, a record whose known fields have the wrong 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
@@ -56,12 +55,23 @@ def _type_ok(value: Any, expected: tuple[type, ...] | type) -> bool:
     return isinstance(value, expected)
 
 
-@functools.lru_cache(maxsize=None)
 def _plain_types(expected: tuple[type, ...] | type) -> frozenset[type]:
     """Types accepted for ``expected`` at a glance (bool never: it is an int subclass)."""
     if expected is _NUMBER:
         return frozenset({int, float, type(None)})
     return frozenset((expected if isinstance(expected, tuple) else (expected,)) + (type(None),)) - {bool}
+
+
+_COMPILED: dict[int, tuple[Schema, dict]] = {}
+
+
+def _compiled(schema: Schema) -> dict:
+    """Per kind: ``(key, types accepted at a glance, expected)`` rows, built once per schema."""
+    entry = _COMPILED.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        rows = {kind: tuple((key, _plain_types(exp), exp) for key, exp in table.items()) for kind, table in schema.items()}
+        entry = _COMPILED[id(schema)] = (schema, rows)
+    return entry[1]
 
 
 def check(record: Any, schema: Schema | None) -> str | None:
@@ -70,14 +80,15 @@ def check(record: Any, schema: Schema | None) -> str | None:
         return f"a JSON {type(record).__name__}, not an object"
     if schema is None:
         return None
-    for table in (schema.get(None, {}), schema.get(record.get("kind"), {})):
-        for key, expected in table.items():
+    tables = _compiled(schema)
+    for table in (tables.get(None, ()), tables.get(record.get("kind"), ())):
+        for key, plain, expected in table:
             value = record.get(key)
             # Exact-type lookup first: 100,000 records of a long run pass here.
-            if type(value) in _plain_types(expected):
+            if type(value) in plain:
                 continue
-            if key in record and not _type_ok(record[key], expected):
-                return f"{key!r} is a {type(record[key]).__name__}"
+            if key in record and not _type_ok(value, expected):
+                return f"{key!r} is a {type(value).__name__}"
     return None
 
 
