@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from cockpit.config import Config
+from cockpit.diagnostics.assignment_hook import AssignmentRulesHook
 from cockpit.diagnostics.hook import DiagnosticsHook
 from cockpit.engine.hooks import Hook
 from cockpit.engine.session import RunRequest
@@ -17,8 +18,9 @@ from cockpit.engine.trainer import Trainer
 
 
 def watched_hooks(request: RunRequest) -> list[Hook]:
-    """The hooks every assembled run gets: the diagnostics, on rank 0 (it alone publishes)."""
-    return [DiagnosticsHook()] if request.dist.is_main else []
+    """The hooks every assembled run gets: the diagnostics (the label-assignment rules
+    included), on rank 0 (it alone publishes)."""
+    return [DiagnosticsHook(), AssignmentRulesHook()] if request.dist.is_main else []
 
 
 def make_trainer(request: RunRequest, *, headless: bool) -> Trainer:
@@ -66,7 +68,8 @@ def engine_factory(request: RunRequest) -> Callable[[Config, str | None], Traine
 
     def build(config: Config, resume_from: str | None) -> Trainer:
         _check_listeners(config)
-        trainer = Trainer(config, resume=resume_from, headless=False, hooks=[DiagnosticsHook()], preflight=request.preflight)
+        trainer = Trainer(config, resume=resume_from, headless=False, hooks=[DiagnosticsHook(), AssignmentRulesHook()],
+                          preflight=request.preflight)
         return attach_listeners(trainer)
 
     return build

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+
+from cockpit.config.choices import BOX_LOSSES, CLASSIFIER_LOSSES, check_choice
 
 ARCHITECTURES = (
     "fasterrcnn_resnet50_fpn",
@@ -32,6 +34,19 @@ LIVE_FIELDS = frozenset(
         "augment.hflip",
         "augment.photometric",
         "run.log_every",
+        "loss.box",
+        "loss.box_beta",
+        "loss.classifier",
+        "loss.focal_gamma",
+        "loss.hard_negatives",
+        "sampler.rpn_batch_size_per_image",
+        "sampler.rpn_positive_fraction",
+        "sampler.rpn_fg_iou_thresh",
+        "sampler.rpn_bg_iou_thresh",
+        "sampler.roi_batch_size_per_image",
+        "sampler.roi_positive_fraction",
+        "sampler.roi_fg_iou_thresh",
+        "sampler.roi_bg_iou_thresh",
     }
 )
 
@@ -205,6 +220,69 @@ class AugmentSection(_Section):
     """Probability of RandomPhotometricDistort."""
 
 
+class LossSection(_Section):
+    """The box head's losses (the RPN keeps torchvision's). Loss keys stay torchvision's names."""
+
+    box: str = "smooth_l1"
+    """Box head regression loss: smooth_l1 (torchvision's), l1, or giou / diou / ciou
+    (torchvision.ops IoU losses on the decoded boxes, normalised like detectron2's)."""
+    box_beta: float = Field(1.0 / 9.0, gt=0.0)
+    """smooth_l1 only: where the loss turns from quadratic to linear (torchvision uses 1/9)."""
+    classifier: str = "ce"
+    """Box head classification loss: ce (torchvision's cross-entropy) or focal (softmax focal
+    loss over the background + foreground classes, mean over the sampled RoIs)."""
+    focal_gamma: float = Field(2.0, ge=0.0)
+    """focal only: the focusing exponent; 0 is plain cross-entropy."""
+    hard_negatives: bool = False
+    """OHEM: pick the box head's background RoIs by their classification loss (highest first)
+    instead of at random; costs one extra no-grad pass of the box head over every proposal."""
+
+    @field_validator("box")
+    @classmethod
+    def _box(cls, value: str) -> str:
+        return check_choice(value, BOX_LOSSES, "box loss")
+
+    @field_validator("classifier")
+    @classmethod
+    def _classifier(cls, value: str) -> str:
+        return check_choice(value, CLASSIFIER_LOSSES, "classifier loss")
+
+
+class SamplerSection(_Section):
+    """How anchors (RPN) and proposals (box head) become positive / negative, and how many are sampled.
+
+    The defaults are torchvision's. The two batch sizes default to the architecture's own
+    value: torchvision's 256 / 512, or 128 / 64 for the ``tiny`` preset (kept small for CPUs).
+    """
+
+    rpn_batch_size_per_image: Optional[int] = Field(None, ge=1)
+    """Anchors sampled per image for the RPN losses (torchvision: 256); unset = the architecture's own."""
+    rpn_positive_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    """Largest share of positive anchors in that sample (the rest are negatives)."""
+    rpn_fg_iou_thresh: float = Field(0.7, ge=0.0, le=1.0)
+    """An anchor with IoU >= this with a GT box is positive (each GT also keeps its best anchor)."""
+    rpn_bg_iou_thresh: float = Field(0.3, ge=0.0, le=1.0)
+    """An anchor with IoU < this with every GT box is negative; in between it is ignored."""
+    roi_batch_size_per_image: Optional[int] = Field(None, ge=1)
+    """Proposals (RoIs) sampled per image for the box head (torchvision: 512); unset = the architecture's own."""
+    roi_positive_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    """Largest share of foreground RoIs in that sample."""
+    roi_fg_iou_thresh: float = Field(0.5, ge=0.0, le=1.0)
+    """A proposal with IoU >= this with a GT box is foreground (labelled with that box's class)."""
+    roi_bg_iou_thresh: float = Field(0.5, ge=0.0, le=1.0)
+    """A proposal with IoU < this with every GT box is background; in between it is ignored."""
+
+    @field_validator("rpn_bg_iou_thresh", "roi_bg_iou_thresh")
+    @classmethod
+    def _bg_not_above_fg(cls, value: float, info: ValidationInfo) -> float:
+        # Declared after its fg field, so that one is already in info.data when valid.
+        stage = info.field_name.split("_", 1)[0]
+        fg = info.data.get(f"{stage}_fg_iou_thresh")
+        if fg is not None and value > fg:
+            raise ValueError(f"must not be above {stage}_fg_iou_thresh ({fg:g})")
+        return value
+
+
 class Config(_Section):
     """A whole run: the parsed TOML file."""
 
@@ -220,6 +298,10 @@ class Config(_Section):
     """Evaluation cadence and thresholds."""
     augment: AugmentSection = Field(default_factory=AugmentSection)
     """Augmentation probabilities."""
+    loss: LossSection = Field(default_factory=LossSection)
+    """The box head's loss choices."""
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    """Anchor / proposal matching thresholds and sampling."""
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

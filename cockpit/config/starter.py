@@ -54,6 +54,27 @@ score_thresh = 0.5
 [augment]
 hflip = 0.5
 photometric = 0.5
+
+# How the box head learns. Every field is live: edit it in the Config pane, ctrl+s, and it
+# applies at the next iteration. The loss keys (loss_box_reg, ...) keep torchvision's names.
+[loss]
+box = "smooth_l1"        # smooth_l1 | l1 | giou | diou | ciou -- the box head's regression loss
+box_beta = 0.1111111111111111   # smooth_l1 only: torchvision uses 1/9
+classifier = "ce"        # ce | focal (softmax focal loss) -- the box head's classification loss
+focal_gamma = 2.0        # focal only: 0 = plain cross-entropy
+hard_negatives = false   # OHEM: sample the box head's background RoIs by loss, not at random
+
+# Which anchors / proposals count as object or background, and how many are sampled.
+# Defaults are torchvision's; the Labels pane (6) shows what they produce. All live.
+[sampler]
+# rpn_batch_size_per_image = 256   # anchors per image for the RPN loss; unset = the model's own
+rpn_positive_fraction = 0.5        # at most this share of them positive
+rpn_fg_iou_thresh = 0.7            # anchor IoU >= this with a GT box: positive
+rpn_bg_iou_thresh = 0.3            # anchor IoU < this with every GT box: negative
+# roi_batch_size_per_image = 512   # RoIs per image for the box head; unset = the model's own (tiny: 64)
+roi_positive_fraction = 0.25       # at most this share of them foreground
+roi_fg_iou_thresh = 0.5            # proposal IoU >= this: foreground
+roi_bg_iou_thresh = 0.5            # proposal IoU < this: background
 '''
 
 

@@ -29,6 +29,9 @@ LIVE_RULES: tuple[RuleInfo, ...] = (
     RuleInfo("eval_probe", "No detections in eval mode", "live"),
     RuleInfo("cuda_oom", "CUDA out of memory", "live"),
     RuleInfo("data_bottleneck", "Data loading bottleneck", "live"),
+    RuleInfo("no_anchor_match", "Objects no anchor can match", "live"),
+    RuleInfo("fg_starved", "Box head starved of foreground", "live"),
+    RuleInfo("classifier_background", "Classifier collapsed to background", "live"),
 )
 
 PREFLIGHT_RULES: tuple[RuleInfo, ...] = (

@@ -31,6 +31,7 @@ class MetricsHook(Hook):
         self._time = 0.0
         self._data = 0.0
         self._grad = 0.0
+        self._labels: dict[str, tuple[float, int]] = {}
 
     def after_step(self, trainer: "Trainer", outcome: StepOutcome) -> None:
         self._steps += 1
@@ -42,6 +43,13 @@ class MetricsHook(Hook):
                 self._sums[name] = self._sums.get(name, 0.0) + value
             if math.isfinite(outcome.grad_norm):
                 self._grad += outcome.grad_norm
+            for name, value in outcome.labels.items():
+                # NaN = undefined this step (e.g. no foreground RoI): left out of the mean.
+                if math.isfinite(value):
+                    total, n = self._labels.get(name, (0.0, 0))
+                    self._labels[name] = (total + value, n + 1)
+                else:
+                    self._labels.setdefault(name, (0.0, 0))
         elif not self._count:
             # A window that only saw non-finite steps still gets a record, so the NaN shows.
             self._sums = dict(outcome.losses)
@@ -62,6 +70,7 @@ class MetricsHook(Hook):
                 grad_norm=self._grad / self._count,
                 memory=sample(trainer.device),
                 batch_size=outcome.batch_size,
+                labels={name: total / n if n else math.nan for name, (total, n) in self._labels.items()},
             )
         )
         self._reset()

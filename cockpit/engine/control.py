@@ -193,6 +193,10 @@ class Control:
         except Exception as error:  # noqa: BLE001 - pydantic's ValidationError
             return f"invalid value: {_first_problem(error)}"
         t.live.patch(new_config, changes, t.iteration, t.epoch)
+        if any(key.startswith(("loss.", "sampler.")) for key in changes):
+            from cockpit.engine.heads import apply_settings
+
+            apply_settings(t.model, new_config)  # read at the next forward: the next iteration
         if "augment.hflip" in changes or "augment.photometric" in changes:
             from cockpit.data.transforms import set_augment_probabilities
 

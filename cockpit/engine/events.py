@@ -150,6 +150,9 @@ class StepMetrics(Event):
     grad_norm: float = 0.0
     memory: dict[str, float] = field(default_factory=dict)
     batch_size: int = 0
+    labels: dict[str, float] = field(default_factory=dict)
+    """Label assignment, per image (rpn_pos, rpn_neg, gt_no_anchor, roi_fg, roi_bg, roi_fg_frac,
+    cls_accuracy, fg_cls_accuracy, false_negative): means over the iterations since the last record."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ class EvalResult(Event):
     score_histogram: list[int] = field(default_factory=list)
     predictions_path: str | None = None
     seconds: float = 0.0
+    val_loss: dict[str, float] = field(default_factory=dict)
+    """The four loss terms and their total (``loss``) on the val split (``engine/val_loss.py``)."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,27 @@ class PreviewReady(Event):
     boxes: list[list[float]]
     labels: list[int]
     scores: list[float]
+
+
+@dataclass(frozen=True)
+class AssignmentOverlay(Event):
+    """How one preview image's GT boxes were matched: for the preview pane's ``a`` overlay.
+
+    Boxes are xyxy in the preview image's pixels. ``gt_unmatched`` indexes the GT boxes
+    that no anchor reaches at the RPN foreground IoU (they only get a low-quality match).
+    """
+
+    kind: ClassVar[str] = "assignment_overlay"
+    iter: int
+    index: int
+    split: str
+    gt_boxes: list[list[float]]
+    gt_unmatched: list[int]
+    positive_anchors: list[list[float]]
+    fg_proposals: list[list[float]]
+    bg_proposals: list[list[float]]
+    rpn_fg_iou_thresh: float = 0.7
+    roi_fg_iou_thresh: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from cockpit.durations import format_duration
 from cockpit.engine.events import (
-    Progress,
+    ConfigChanged,
     CheckpointSaved,
     CheckState,
     CommandAck,
@@ -20,6 +20,7 @@ from cockpit.engine.events import (
     Event,
     FlagRaised,
     LRChanged,
+    Progress,
     RunError,
     RunFinished,
     RunStarted,
@@ -41,6 +42,33 @@ def format_memory(memory: dict[str, float]) -> str:
     if "allocated_mb" in memory:
         return f"cuda {memory['allocated_mb']:.0f}/{memory.get('reserved_mb', 0):.0f}MB peak {memory.get('peak_mb', 0):.0f}MB"
     return f"rss {memory.get('rss_mb', 0):.0f}MB"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
+def _changed_values(event: ConfigChanged) -> list[str]:
+    """``loss.box=giou`` for each changed dotted field, read from the event's whole config."""
+    values = []
+    for dotted in event.changed:
+        section, _, key = dotted.partition(".")
+        values.append(f"{dotted}={event.config.get(section, {}).get(key)}")
+    return values
+
+
+def format_labels(labels: dict[str, float]) -> str:
+    """`` | rpn 7:249 fg 12:500 (2.3%) acc 0.95/0.40 noanc 0.10`` (per image), or "" when absent."""
+    if not labels:
+        return ""
+    get = labels.get
+    return (
+        f" | rpn {_number(get('rpn_pos'), '.0f')}:{_number(get('rpn_neg'), '.0f')}"
+        f" fg {_number(get('roi_fg'), '.0f')}:{_number(get('roi_bg'), '.0f')}"
+        f" ({_number(100 * get('roi_fg_frac', float('nan')), '.1f')}%)"
+        f" acc {_number(get('cls_accuracy'), '.2f')}/{_number(get('fg_cls_accuracy'), '.2f')}"
+        f" noanc {_number(get('gt_no_anchor'), '.2f')}"
+    )
 
 
 class HeadlessPrinter:
@@ -87,13 +115,17 @@ class HeadlessPrinter:
             return (
                 f"it {event.iter}/{self.total_iters} ep {event.epoch}/{self.epochs} loss {event.loss:.4f} ({terms}) "
                 f"lr {event.lr:.3g} {speed:.2f} it/s eta {eta} {format_memory(event.memory)}"
+                + format_labels(event.labels)
             )
         if isinstance(event, EvalResult):
             m = event.metrics
             return (
                 f"eval @ it {event.iter}: AP {m.get('AP', 0):.3f} AP50 {m.get('AP50', 0):.3f} AP75 {m.get('AP75', 0):.3f} "
                 f"dets/img {event.detections_per_image:.1f} ({event.seconds:.1f}s)"
+                + (f" val loss {event.val_loss['loss']:.4f}" if "loss" in event.val_loss else "")
             )
+        if isinstance(event, ConfigChanged):
+            return f"config changed at it {event.iter}: " + ", ".join(_changed_values(event))
         if isinstance(event, LRChanged):
             return f"lr {event.previous:.3g} -> {event.lr:.3g} at it {event.iter} ({event.source.value})"
         if isinstance(event, CheckpointSaved):

@@ -40,6 +40,8 @@ class StepOutcome:
     image_paths: list[str | None] = field(default_factory=list)
     boxes_per_image: list[int] = field(default_factory=list)
     amp_scale: float | None = None
+    labels: dict[str, float] = field(default_factory=dict)
+    """Label-assignment telemetry of this step (``engine/assignment.py`` KEYS; NaN where undefined)."""
 
 
 class Hook:

@@ -94,6 +94,12 @@ def build_model(config) -> nn.Module:
         load_checkpoint_weights(model, Path(path), num_classes=num_classes)
     # Remembered for describe_model: the torchvision classes do not know their preset name.
     model.cockpit_arch = section.arch
+    # Telemetry, loss choices and sampler settings: no new parameters, so the weights
+    # (and the checkpoint above) keep torchvision's keys.
+    from cockpit.engine.heads import apply_settings, install
+
+    install(model)
+    apply_settings(model, config)
     return model
 
 
@@ -302,7 +308,9 @@ def describe_model(model: nn.Module, arch: str | None = None) -> dict:
         min_size = list(min_size) if len(min_size) > 1 else min_size[0]
     predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
     cls_score = getattr(predictor, "cls_score", None)
+    batch = getattr(model, "cockpit_arch_batch", {})
     return {
+        **batch,
         "arch": arch or getattr(model, "cockpit_arch", type(model).__name__),
         "params": count_parameters(model),
         "trainable_params": count_parameters(model, trainable_only=True),

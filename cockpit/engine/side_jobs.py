@@ -31,6 +31,7 @@ class SideJobs:
 
     def evaluate(self) -> EvalResult | None:
         from cockpit.engine.evaluation import evaluate
+        from cockpit.engine.val_loss import validation_loss
 
         t = self._trainer
         if t.val_set is None or t.parts.val_loader is None or not t.is_main:
@@ -57,6 +58,7 @@ class SideJobs:
             score_histogram=evaluation.score_histogram,
             predictions_path=str(predictions),
             seconds=evaluation.seconds,
+            val_loss=validation_loss(t.model, t.parts.val_loader, t.device, seed=t.config.run.seed),
         )
         t.publish(result)
         extra = {"raw_scores": evaluation.raw_scores, "pred_boxes": evaluation.sample_boxes}
@@ -98,6 +100,19 @@ class SideJobs:
             ))
             return
         t.publish(event)
+        self._publish_overlay(dataset, index, split)
+
+    def _publish_overlay(self, dataset, index: int, split: str) -> None:
+        """The preview image's label assignment under the model as it is now (the ``a`` overlay)."""
+        from cockpit.engine.overlay import make_overlay
+
+        t = self._trainer
+        try:
+            t.publish(make_overlay(t.model, dataset, index, device=t.device, iteration=t.iteration, split=split,
+                                   seed=t.config.run.seed))
+        except Exception as error:  # noqa: BLE001 - an overlay is a side job: the preview stands without it
+            t.publish(RunWarning(f"assignment overlay of {split} #{index} not drawn: {type(error).__name__}: {error}",
+                                 iter=t.iteration))
 
     def publish_preflight(self) -> None:
         """The pre-flight verdicts as flag events, so the checklist shows them from the start."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
+
+from cockpit.engine.assignment import COUNTS, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
     from cockpit.engine.distributed import Peers
@@ -27,6 +29,8 @@ class StepResult:
     loss: float
     grad_norm: float
     finite: bool
+    labels: dict[str, float] = field(default_factory=dict)
+    """Label-assignment telemetry (``engine/assignment.py``): per-image counts and ratios."""
 
 
 def split(items: list, parts: int) -> list[list]:
@@ -71,6 +75,10 @@ def train_step(
     a non-finite value on any rank counts as one on every rank.
     """
     optimizer.zero_grad(set_to_none=True)
+    # What the model's own matcher and samplers counted (engine/heads.py installs them).
+    telemetry = getattr(getattr(model, "module", model), "cockpit_telemetry", None)
+    if telemetry is not None:
+        telemetry.clear()
     names: list[str] | None = None
     summed = None
     total_images = len(images)
@@ -121,15 +129,25 @@ def train_step(
     # Under AMP an infinite gradient is routine (the scaler skips that step and lowers its
     # scale); only the losses decide. Without AMP an infinite gradient is a real fault.
     ok = torch.isfinite(summed).all() if amp else torch.isfinite(summed).all() & torch.isfinite(grad_norm).all()
-    vector = torch.cat([summed, grad_norm, (~ok).float().reshape(1)])
+    counts, host = telemetry.take(summed.device) if telemetry is not None else (summed.new_zeros(0), {})
+    if peers is not None and telemetry is not None:
+        # Averaged over ranks below, like the counts, so every ratio is the global one.
+        counts = torch.cat([counts, torch.tensor(list(host.values()), device=counts.device)])
+    vector = torch.cat([summed, counts, grad_norm, (~ok).float().reshape(1)])
     if peers is not None:
         # Averaged over ranks, the last element is > 0 when any rank saw a non-finite value.
         vector = peers.mean(vector)
     # The one host-device sync of the iteration: the finiteness check has to happen before
     # optimizer.step() (a NaN step would poison the weights), and the same transfer brings
-    # every loss term and the grad norm to the CPU for the hooks.
+    # every loss term, the assignment counts and the grad norm to the CPU for the hooks.
     values = vector.tolist()
-    losses = dict(zip(names or [], values[:-2]))
+    n_losses = len(names or [])
+    losses = dict(zip(names or [], values[:n_losses]))
+    labels = {}
+    if telemetry is not None:
+        if peers is not None:
+            host = dict(zip(host, values[n_losses + len(COUNTS) : n_losses + len(COUNTS) + len(host)]))
+        labels = summarize(values[n_losses : n_losses + len(COUNTS)], host)
     loss = sum(losses.values())
     norm = values[-2]
     finite = values[-1] == 0 and math.isfinite(loss) and (amp or math.isfinite(norm))
@@ -140,4 +158,4 @@ def train_step(
         optimizer.zero_grad(set_to_none=True)
         if amp:
             scaler.update()
-    return StepResult(losses=losses, loss=loss, grad_norm=norm, finite=finite)
+    return StepResult(losses=losses, loss=loss, grad_norm=norm, finite=finite, labels=labels)

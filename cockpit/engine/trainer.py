@@ -434,6 +434,7 @@ class Trainer:
             image_ids=[int(t["image_id"]) for t in targets if "image_id" in t],
             boxes_per_image=[int(t["boxes"].shape[0]) for t in targets],
             amp_scale=float(self.parts.scaler.get_scale()) if self.parts.amp else None,
+            labels=result.labels,
         )
         self.call_hooks("after_step", outcome)
         self.recovery.after_step(outcome)

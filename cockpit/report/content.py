@@ -11,7 +11,7 @@ import json
 from typing import Any, Callable
 
 from cockpit.report import analysis as an
-from cockpit.report import plots
+from cockpit.report import labels_plots, plots
 from cockpit.report.document import Code, Document, Figure, KeyValues, Section, Subheading, Table, Text
 from cockpit.report.previews import preview_images
 from cockpit.report.rundir import COCO_KEYS, RunDir, finite
@@ -112,9 +112,15 @@ def _plots(run: RunDir) -> Section:
     makers: list[tuple[str, Callable[[RunDir], bytes | None], str, str]] = [
         ("losses", plots.loss_plot,
          f"Each loss term and the total over iterations: raw (light, with the min/max of each bucket shaded) "
-         f"and EMA-smoothed (dark). {n} training records"
-         + (f", drawn as at most {plots.MAX_POINTS} points per series." if n > plots.MAX_POINTS else "."),
+         f"and EMA-smoothed (dark); dashed squares are the validation loss at each evaluation. {n} training records"
+         + (f", drawn as at most {plots.MAX_POINTS} points per series." if n > plots.MAX_POINTS else ".")
+         + " " + labels_plots.loss_names(run),
          "No training records: no loss plot."),
+        ("labels", labels_plots.labels_plot,
+         "Label assignment per logged step: foreground / background RoIs and positive anchors sampled per image "
+         "(left), the foreground share against sampler.roi_positive_fraction and the box head's accuracies "
+         "(detectron2's definitions) (right).",
+         "No label-assignment telemetry in the training records: no label plot."),
         ("lr", plots.lr_plot,
          "Learning rate over iterations; dashed lines mark changes made by the user (orange) or by NaN recovery (red).",
          "No LR records: no LR plot."),
@@ -148,6 +154,11 @@ def _evaluation(run: RunDir) -> Section:
         Table(["iter", "epoch", *COCO_KEYS], rows, "The 12 COCO bbox numbers at each evaluation (n/a: undefined, e.g. no small objects).", styles)
     )
     section.add(Text(_eval_batch_note(run)))
+    val_rows = labels_plots.val_loss_rows(run)
+    if val_rows:
+        section.add(Table(["iter", *labels_plots.VAL_LOSS_KEYS], val_rows,
+                          "Validation loss at each evaluation: the four terms and their total on the val split "
+                          "(train mode, BatchNorm frozen, fixed sampler seed; no gradient)."))
     if best is None:
         return section.add(Text("No evaluation produced a valid AP, so there is no best one.", "missing"))
     per_class_best = best["eval"].get("per_class") or {}

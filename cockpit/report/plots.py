@@ -159,6 +159,26 @@ def _draw_series(ax: Any, xs: list[float], ys: list[float], smooth_ys: list[floa
     ax.set_ylabel(label, fontsize=8)
 
 
+def val_loss_points(run: RunDir, key: str) -> tuple[list[float], list[float]]:
+    """(iterations, validation ``key``) over the evaluation records that carry a val loss."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for record in run.evals:
+        value = finite((record.get("val_loss") or {}).get(key))
+        it = finite(record.get("iter"))
+        if value is not None and it is not None:
+            xs.append(it)
+            ys.append(value)
+    return xs, ys
+
+
+def draw_val_loss(ax: Any, run: RunDir, key: str) -> None:
+    """Mark the validation loss of ``key`` on a loss panel (dashed, square markers)."""
+    xs, ys = val_loss_points(run, key)
+    if xs:
+        ax.plot(xs, ys, linestyle="--", marker="s", markersize=4, color="#333333", linewidth=1, label="val")
+
+
 def loss_plot(run: RunDir) -> bytes | None:
     """Each loss term and the total over iterations (raw + EMA), one panel each."""
     series = {key: run.series(key) for key in LOSS_KEYS}
@@ -176,6 +196,7 @@ def loss_plot(run: RunDir) -> bytes | None:
             continue
         xs, ys = series[key]
         _draw_series(ax, xs, ys, smoothed[key], _COLORS[index], key)
+        draw_val_loss(ax, run, key)
         if index == 0:
             ax.legend(fontsize=7, loc="upper right")
     # Last panel: the smoothed terms together, to see which one dominates.

@@ -63,7 +63,7 @@ def eval_record(event: dict[str, Any]) -> dict[str, Any]:
     """A ``metrics.jsonl`` evaluation line from an ``eval`` event."""
     metrics = event.get("metrics")
     per_class = event.get("per_class")
-    return {
+    record = {
         "kind": "eval",
         "iter": event.get("iter"),
         "epoch": event.get("epoch"),
@@ -72,6 +72,10 @@ def eval_record(event: dict[str, Any]) -> dict[str, Any]:
         "detections_per_image": event.get("detections_per_image"),
         "timestamp": event.get("time"),
     }
+    val_loss = event.get("val_loss")
+    if isinstance(val_loss, dict) and val_loss:
+        record["val_loss"] = dict(val_loss)  # the four terms and "loss" on the val split
+    return record
 
 
 def monotonic(rows: list[dict[str, Any]], *, keep_equal: bool = False) -> tuple[list[dict[str, Any]], int]:

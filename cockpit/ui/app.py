@@ -55,9 +55,10 @@ from cockpit.ui.baseline import Baseline
 from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
 from cockpit.ui.modals import ConfirmScreen, ErrorScreen, HelpScreen, NaNScreen, SetLRScreen
-from cockpit.ui.state import CHECKLIST, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
+from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
+from cockpit.ui.widgets.labels_panel import LabelsPanel
 from cockpit.ui.widgets.loss_plot import LossPlot
 from cockpit.ui.widgets.memory_panel import MemoryPanel
 from cockpit.ui.widgets.pane_tabs import PaneTabs
@@ -76,15 +77,16 @@ PANES: tuple[tuple[str, str], ...] = (
     ("checklist", "Checklist"),
     ("preview", "Preview"),
     ("config", "Config"),
+    ("labels", "Labels"),
 )
 
 
 class CockpitApp(BaselineMixin, App[None]):
-    """Status bar over five panes (losses, memory, checklist, preview, config) and a footer."""
+    """Status bar over six panes (losses, memory, checklist, preview, config, labels) and a footer."""
 
     CSS_PATH = "cockpit.tcss"
     TITLE = "cockpit"
-    # Below 160 columns the panes are tabbed (one visible, 1-5 / tab to switch); from 160
+    # Below 160 columns the panes are tabbed (one visible, 1-6 / tab to switch); from 160
     # they share a grid. The class lands on the screen, the layout lives in cockpit.tcss.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
 
@@ -160,6 +162,7 @@ class CockpitApp(BaselineMixin, App[None]):
         self.memory_panel = MemoryPanel(id="memory", classes="pane")
         self.checklist_panel = ChecklistPanel(id="checklist", classes="pane")
         self.config_editor = ConfigEditor(self.config, id="config", classes="pane")
+        self.labels_panel = LabelsPanel(id="labels", classes="pane")
         if self.config_path is not None:
             self.config_editor.border_subtitle = self.config_path.name
         self.panes: dict[str, Widget] = {
@@ -168,21 +171,23 @@ class CockpitApp(BaselineMixin, App[None]):
             "checklist": self.checklist_panel,
             "preview": self.preview_panel,
             "config": self.config_editor,
+            "labels": self.labels_panel,
         }
         yield self.status_bar
         yield self.tabs
         with Container(id="panes"):
-            # DOM order places the wide grid: losses + preview on top, the rest below.
+            # DOM order places the wide grid: losses, labels, preview on top; the rest below.
             yield self.loss_plot
+            yield self.labels_panel
             yield self.preview_panel
-            yield self.memory_panel
             yield self.checklist_panel
+            yield self.memory_panel
             yield self.config_editor
         yield Footer()
 
     def on_mount(self) -> None:
         self.preview_panel.show(None, self.model.class_name)
-        self._refresh_panes({STATUS, LOSSES, MEMORY, CHECKLIST})
+        self._refresh_panes({STATUS, LOSSES, MEMORY, CHECKLIST, LABELS})
         self._set_active_pane(0)
         self.focus_pane_widget(0)
         self._attach_link(self.link)
@@ -287,13 +292,17 @@ class CockpitApp(BaselineMixin, App[None]):
             if STATUS in dirty or CHECKLIST in dirty:
                 self.status_bar.show_state(self.model)
             if LOSSES in dirty:
+                self.loss_plot.loss_kinds = self.model.labels.loss_kinds()
+                self.loss_plot.val_losses = list(self.model.val_losses)
                 self.loss_plot.show(self.model.losses, self.model.evals, self.model.baseline)
+            if LABELS in dirty:
+                self.labels_panel.show_state(self.model.labels)
             if MEMORY in dirty:
                 self.memory_panel.show_state(self.model)
             if CHECKLIST in dirty:
                 self.checklist_panel.show_state(self.model)
             if PREVIEW in dirty:
-                self.preview_panel.show(self.model.preview, self.model.class_name)
+                self.preview_panel.show(self.model.preview, self.model.class_name, self.model.overlay)
 
     # -- commands out -------------------------------------------------------------------
     def send(self, command: Command) -> bool:
@@ -362,7 +371,7 @@ class CockpitApp(BaselineMixin, App[None]):
             for binding in self.key_bindings()
             if not binding.key.isdigit() and binding.key != "ctrl+q"
         ]
-        keys.insert(-3, ("1 … 5", "jump to Losses, Memory, Checklist, Preview, Config"))
+        keys.insert(-3, ("1 … 6", "jump to Losses, Memory, Checklist, Preview, Config, Labels"))
         self.push_screen(HelpScreen(keys))
 
     # -- panes --------------------------------------------------------------------------
@@ -440,6 +449,12 @@ class CockpitApp(BaselineMixin, App[None]):
     def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, summary, traceback, hint))
 
+    @on(PreviewPanel.OverlayChanged)
+    def _overlay_changed(self, message: PreviewPanel.OverlayChanged) -> None:
+        # The overlay is computed by the engine from the model as it is now: ask for a fresh one.
+        if message.mode != "gt":
+            self.send(RequestPreview(self._preview_index(), predict=True))
+
     # -- config -------------------------------------------------------------------------
     def _follow_engine_config(self, data: dict) -> None:
         """The engine's effective live fields (LR keys, patches, a resumed LR) become the running ones."""
@@ -502,7 +517,7 @@ class CockpitApp(BaselineMixin, App[None]):
         baseline = self.model.baseline
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
         self.model.set_baseline(baseline)
-        self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW}
+        self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW, LABELS}
         self.config_editor.set_running(config)
         self._attach_link(link)
         self.flush_redraws()

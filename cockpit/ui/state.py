@@ -21,6 +21,8 @@ from typing import Any, Iterable
 
 from cockpit.diagnostics.checklist import Checklist, ChecklistRow
 from cockpit.engine.events import (
+    AssignmentOverlay,
+    ConfigChanged,
     CheckpointSaved,
     CommandAck,
     EvalResult,
@@ -38,6 +40,7 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
+from cockpit.ui.labels_state import LabelsState
 from cockpit.ui.baseline import Baseline
 from cockpit.ui.loss_history import SERIES, SHORT_NAMES, SMOOTHING, TERMS, TOTAL, WINDOWS, LossHistory
 
@@ -48,6 +51,7 @@ __all__ = [
 
 # Pane names used by apply() / the app to know what to redraw.
 STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW = "status", "losses", "memory", "checklist", "preview"
+LABELS = "labels"
 
 
 def _finite(value: Any) -> bool:
@@ -95,6 +99,10 @@ class CockpitState:
         self.baseline: Baseline | None = None
         """Another run's curves drawn faintly behind the live ones (set by the app)."""
         self.evals: list[tuple[int, float]] = []
+        self.val_losses: list[tuple[int, dict[str, float]]] = []
+        """(iteration, the eval's ``val_loss`` terms and total), for the Losses pane's val markers."""
+        self.labels = LabelsState()
+        self.overlay: AssignmentOverlay | None = None
         self.last_eval: EvalResult | None = None
         self.memory: dict[str, float] = {}
         self.memory_history: deque[float] = deque(maxlen=memory_points)
@@ -166,7 +174,9 @@ class CockpitState:
         elif self.lr is None and _finite(lr):
             self.lr = float(lr)
         self._rate_ref = None
-        return {STATUS}
+        if isinstance(event.config, dict):
+            self.labels.configure(event.config, event.environment)
+        return {STATUS, LABELS}
 
     def _on_StepMetrics(self, event: StepMetrics) -> set[str]:
         if self._rate_ref is not None and event.iter > self._rate_ref[1] and event.time > self._rate_ref[0]:
@@ -178,6 +188,8 @@ class CockpitState:
         self.lr = event.lr
         self.losses.add(event.iter, event.losses, event.loss)
         changed = {STATUS, LOSSES}
+        if self.labels.add(event.iter, event.labels):
+            changed.add(LABELS)
         if event.memory:
             self.memory = dict(event.memory)
             current = self.memory.get("allocated_mb", self.memory.get("rss_mb"))
@@ -192,7 +204,20 @@ class CockpitState:
         ap50 = find_metric(event.metrics, "ap50", "map50")
         if ap50 is not None:
             self.evals.append((event.iter, ap50))
+        if event.val_loss:
+            self.val_losses.append((event.iter, dict(event.val_loss)))
         return {LOSSES, STATUS}
+
+    def _on_ConfigChanged(self, event: ConfigChanged) -> set[str]:
+        touched = [key for key in event.changed if key.startswith(("loss.", "sampler."))]
+        if not touched or not isinstance(event.config, dict):
+            return set()
+        self.labels.patch(event.iter, {key: event.config.get(key.split(".")[0], {}).get(key.split(".")[1]) for key in touched})
+        return {LABELS, LOSSES}
+
+    def _on_AssignmentOverlay(self, event: AssignmentOverlay) -> set[str]:
+        self.overlay = event
+        return {PREVIEW}
 
     def _on_StateChanged(self, event: StateChanged) -> set[str]:
         self.state = RunState(event.state)

@@ -32,6 +32,7 @@ from cockpit.engine.commands import (
     Stop,
 )
 from cockpit.engine.events import (
+    AssignmentOverlay,
     CheckpointSaved,
     CommandAck,
     EvalResult,
@@ -107,6 +108,28 @@ def losses_at(i: int) -> dict[str, float]:
     return terms
 
 
+def labels_at(i: int) -> dict[str, float]:
+    """Assignment telemetry that improves the way a healthy run's does."""
+    learned = 1 - math.exp(-i / 150)
+    fg = 4 + 8 * learned
+    return {
+        "rpn_pos": 3 + 4 * learned, "rpn_neg": 253 - 4 * learned, "gt_no_anchor": 0.12,
+        "roi_fg": fg, "roi_bg": 512 - fg, "roi_fg_frac": fg / 512,
+        "cls_accuracy": 0.90 + 0.07 * learned, "fg_cls_accuracy": 0.6 * learned,
+        "false_negative": 1 - 0.7 * learned, "gt_size": 38.0,
+    }
+
+
+def overlay_event(iteration: int, index: int = 0, t: float = T0) -> AssignmentOverlay:
+    return AssignmentOverlay(
+        iter=iteration, index=index, split="val", gt_boxes=GT_BOXES, gt_unmatched=[2],
+        positive_anchors=[[18.0, 18.0, 62.0, 62.0], [24.0, 16.0, 56.0, 64.0], [88.0, 28.0, 142.0, 82.0]],
+        fg_proposals=[[21.0, 19.0, 59.0, 62.0], [92.0, 31.0, 139.0, 78.0]],
+        bg_proposals=[[0.0, 0.0, 40.0, 30.0], [110.0, 80.0, 160.0, 120.0], [60.0, 0.0, 100.0, 25.0]],
+        time=t,
+    )
+
+
 def step_event(i: int, lr: float = 0.005, cuda: bool = True, t: float | None = None) -> StepMetrics:
     losses = losses_at(i)
     memory = {"rss_mb": 2100.0 + i}
@@ -129,8 +152,15 @@ def step_event(i: int, lr: float = 0.005, cuda: bool = True, t: float | None = N
         grad_norm=3.0,
         memory=memory,
         batch_size=4,
+        labels=labels_at(i),
         time=T0 + i * SECONDS_PER_ITER if t is None else t,
     )
+
+
+def val_loss_at(i: int) -> dict[str, float]:
+    """Validation terms a little above the training ones (no overfitting yet)."""
+    terms = {name: value * 1.15 for name, value in losses_at(i).items()}
+    return {**terms, "loss": sum(terms.values())}
 
 
 def script(run_dir: str = "runs/shapes-20231114-221320", image_path: str | None = None,
@@ -142,7 +172,8 @@ def script(run_dir: str = "runs/shapes-20231114-221320", image_path: str | None 
             run_dir=run_dir,
             config={"data": {"classes": CLASSES}, "optim": {"lr": 0.005}},
             environment={"device": "cuda:0" if cuda else "cpu", "gpu_name": "Fake GPU 8GB" if cuda else None,
-                         "torch": "2.5.0"},
+                         "torch": "2.5.0",
+                         "model": {"rpn_batch_size_per_image": 256, "roi_batch_size_per_image": 512}},
             total_iters=TOTAL_ITERS,
             iters_per_epoch=ITERS_PER_EPOCH,
             time=T0,
@@ -157,14 +188,15 @@ def script(run_dir: str = "runs/shapes-20231114-221320", image_path: str | None 
         if i == 100:
             events.append(
                 EvalResult(iter=100, epoch=1, metrics={"AP": 0.21, "AP50": 0.42}, per_class={"circle": 0.3},
-                           detections_per_image=2.0, num_images=20, time=at(100))
+                           detections_per_image=2.0, num_images=20, time=at(100), val_loss=val_loss_at(100))
             )
             events.append(preview_event(image_path, 100, predict=True, t=at(100)))
+            events.append(overlay_event(100, t=at(100)))
             events.append(CheckpointSaved(iter=100, epoch=1, path=f"{run_dir}/checkpoints/iter-000100.pt", reason="best AP", time=at(100)))
         if i == 200:
             events.append(
                 EvalResult(iter=200, epoch=2, metrics={"AP": 0.33, "AP50": 0.61}, per_class={"circle": 0.5},
-                           detections_per_image=2.5, num_images=20, time=at(200))
+                           detections_per_image=2.5, num_images=20, time=at(200), val_loss=val_loss_at(200))
             )
         if i == 120:
             events.append(RunWarning(message="CUDA OOM at batch 4; retrying with 2", iter=120, category="oom_retry", time=at(120)))

@@ -132,6 +132,8 @@ async def test_pane_keys_focus_and_maximise(make_app):
         await pilot.press("5")
         assert app.focused.id == "config-text"
         await pilot.press("tab")  # leaves the editor (no indent) for the next pane
+        assert app._pane_of(app.focused) == 5  # labels
+        await pilot.press("tab")  # and round to the first
         assert app._pane_of(app.focused) == 0
         await pilot.press("f")
         assert app.screen.maximized is app.query_one("#losses")

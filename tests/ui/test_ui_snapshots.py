@@ -33,3 +33,23 @@ def test_narrow_checklist_pane(snap_compare, make_app):
         await _populated(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=show_checklist)
+
+
+def test_narrow_labels_pane(snap_compare, make_app):
+    app, _ = make_app()
+
+    async def show_labels(pilot) -> None:
+        await pilot.press("6")
+        await _populated(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=show_labels)
+
+
+def test_preview_anchor_overlay(snap_compare, make_app):
+    app, _ = make_app()
+
+    async def show_anchors(pilot) -> None:
+        await pilot.press("4", "a", "a")
+        await _populated(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=show_anchors)

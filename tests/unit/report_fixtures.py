@@ -50,7 +50,7 @@ def _eval_numbers(ap: float) -> dict[str, Any]:
     }
 
 
-def _train_record(it: int, epoch: int, lr: float, nan: bool = False) -> dict[str, Any]:
+def _train_record(it: int, epoch: int, lr: float, nan: bool = False, telemetry: bool = False) -> dict[str, Any]:
     decay = math.exp(-it / 300)
     terms = {
         "loss_classifier": 0.6 * decay + 0.05 + 0.02 * math.sin(it),
@@ -65,6 +65,13 @@ def _train_record(it: int, epoch: int, lr: float, nan: bool = False) -> dict[str
         "rss_mb": 2100.0 + it * 0.1, "mem_allocated_mb": 1800.0, "mem_reserved_mb": 2400.0,
         "mem_peak_mb": 2200.0 + (it % 50), "timestamp": T0 + it * 0.21,
     }
+    if telemetry:
+        # Label-assignment telemetry (engine/assignment.py), improving as a healthy run's does.
+        record.update({
+            "rpn_pos": 4.0, "rpn_neg": 124.0, "gt_no_anchor": 0.6, "roi_fg": 6 + 6 * (1 - decay),
+            "roi_bg": 58 - 6 * (1 - decay), "roi_fg_frac": (6 + 6 * (1 - decay)) / 64, "cls_accuracy": 0.9,
+            "fg_cls_accuracy": 0.6 * (1 - decay), "false_negative": decay, "gt_size": 40.0,
+        })
     if nan:
         record["loss"] = float("nan")
         record["loss_box_reg"] = float("nan")
@@ -122,6 +129,7 @@ def _make_run(
     log_every: int = 10,
     nan_at: tuple[int, ...] = (),
     user_lr: dict[int, float] | None = None,
+    telemetry: bool = False,
 ) -> tuple[Path, Config, list[dict[str, Any]], list[dict[str, Any]]]:
     """Write config.toml, metrics.jsonl, preflight.json and checkpoints; return the events to add."""
     val = _write_val_set(root)
@@ -159,12 +167,16 @@ def _make_run(
             events.append(CommandAck(command="set_lr", iter=it, time=stamp).to_dict())
             lr = user_lr[it]
         if it % log_every == 0:
-            records.append(_train_record(it, epoch, lr, nan=it in nan_at))
+            records.append(_train_record(it, epoch, lr, nan=it in nan_at, telemetry=telemetry))
         if it % (iters // 2) == 0:
             ap = 0.3 if it == iters // 2 else 0.55
             numbers = _eval_numbers(ap)
             per_class = {"circle": ap + 0.05, "square": ap - 0.05}
-            records.append({"kind": "eval", "iter": it, "epoch": epoch, "eval": {**numbers, "per_class": per_class}, "timestamp": stamp})
+            record = {"kind": "eval", "iter": it, "epoch": epoch, "eval": {**numbers, "per_class": per_class}, "timestamp": stamp}
+            if telemetry:
+                val_loss = {k: v * 1.1 for k, v in _train_record(it, epoch, 0.01).items() if k.startswith("loss_")}
+                record["val_loss"] = {**val_loss, "loss": sum(val_loss.values())}
+            records.append(record)
             events.append(EvalResult(iter=it, epoch=epoch, metrics=numbers, per_class=per_class, num_images=2,
                                      predictions_path=f"predictions/eval-iter{it:06d}.json", time=stamp).to_dict())
             preds = [
@@ -194,9 +206,9 @@ def _write_engine_preview(run_dir: Path) -> None:
     }))
 
 
-def make_finished_run(root: Path) -> Path:
+def make_finished_run(root: Path, telemetry: bool = False) -> Path:
     """A run that ran to the end: evals, checkpoints, engine previews, a finished event."""
-    run_dir, _config, _records, events = _make_run(root, "demo")
+    run_dir, _config, _records, events = _make_run(root, "demo", telemetry=telemetry)
     events.append(StateChanged(state=RunState.FINISHED, previous=RunState.RUNNING, reason="done", iter=600, time=T0 + 130).to_dict())
     events.append(RunFinished(state=RunState.FINISHED, iter=600, epoch=1, outcome="finished", reason="all epochs done", time=T0 + 130).to_dict())
     _write_jsonl(run_dir / "events.jsonl", events)

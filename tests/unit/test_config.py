@@ -110,3 +110,39 @@ def test_copy_with_validates(tmp_path):
     assert config.copy_with({"optim.lr": 0.1}).optim.lr == 0.1
     with pytest.raises(Exception):
         config.copy_with({"optim.lr": -1})
+
+
+def test_loss_and_sampler_defaults_are_torchvisions(tmp_path):
+    config = load_text(tmp_path, "")
+    assert (config.loss.box, config.loss.box_beta, config.loss.classifier) == ("smooth_l1", 1 / 9, "ce")
+    assert config.loss.hard_negatives is False and config.loss.focal_gamma == 2.0
+    s = config.sampler
+    assert (s.rpn_positive_fraction, s.rpn_fg_iou_thresh, s.rpn_bg_iou_thresh) == (0.5, 0.7, 0.3)
+    assert (s.roi_positive_fraction, s.roi_fg_iou_thresh, s.roi_bg_iou_thresh) == (0.25, 0.5, 0.5)
+    # Unset batch sizes mean the architecture's own (torchvision's 256 / 512).
+    assert s.rpn_batch_size_per_image is None and s.roi_batch_size_per_image is None
+
+
+def test_unknown_loss_name_says_did_you_mean_with_the_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, '[loss]\nbox = "gio"\nclassifier = "focall"\n')
+    text = messages(caught.value)
+    assert text[0].startswith("line 2: loss.box: unknown box loss 'gio' (did you mean 'giou'?)")
+    assert "smooth_l1, l1, giou, diou, ciou" in text[0]
+    assert text[1].startswith("line 3: loss.classifier: unknown classifier loss 'focall' (did you mean 'focal'?)")
+
+
+def test_sampler_fraction_and_threshold_order_are_checked(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[sampler]\nroi_positive_fraction = 1.5\nrpn_fg_iou_thresh = 0.4\nrpn_bg_iou_thresh = 0.6\n")
+    text = "\n".join(messages(caught.value))
+    assert "line 2: sampler.roi_positive_fraction:" in text and "less than or equal to 1" in text
+    assert "line 4: sampler.rpn_bg_iou_thresh: must not be above rpn_fg_iou_thresh (0.4)" in text
+
+
+def test_loss_and_sampler_fields_are_live():
+    from cockpit.config import LIVE_FIELDS
+
+    for section in ("loss", "sampler"):
+        for name in Config.model_fields[section].annotation.model_fields:
+            assert f"{section}.{name}" in LIVE_FIELDS

@@ -79,7 +79,7 @@ def _check_self_contained(html: str) -> None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportPaths]:
-    run_dir = make_finished_run(tmp_path_factory.mktemp("finished"))
+    run_dir = make_finished_run(tmp_path_factory.mktemp("finished"), telemetry=True)
     return run_dir, build_report(run_dir)
 
 
@@ -155,7 +155,7 @@ def test_markdown_and_its_pngs(finished: tuple[Path, ReportPaths]) -> None:
     for title in ("## Summary", "## Training curves", "## Evaluation", "## Debugging checklist", "## Event timeline", "## Validation previews"):
         assert title in markdown
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert {"losses.png", "lr.png", "memory.png", "ap.png"} <= set(pictures)
+    assert {"losses.png", "lr.png", "memory.png", "ap.png", "labels.png"} <= set(pictures)
     for name in pictures:
         with Image.open(paths.directory / name) as image:
             assert image.format == "PNG"
@@ -286,3 +286,11 @@ def test_a_deleted_val_image_is_skipped_and_named_in_the_previews(tmp_path: Path
     text = " ".join(_parse(paths.html.read_text(encoding="utf-8")).text)
     assert "drawn from predictions/" in text
     assert "skipped 1 unreadable image(s): img0.png" in text
+
+
+def test_validation_loss_and_loss_names_are_reported(finished: tuple[Path, ReportPaths]) -> None:
+    _run_dir, paths = finished
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "Validation loss at each evaluation" in markdown
+    assert "loss\\_box\\_reg is smooth L1" in markdown or "loss_box_reg is smooth L1" in markdown
+    assert "Label assignment per logged step" in markdown

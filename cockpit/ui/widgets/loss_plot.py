@@ -60,6 +60,8 @@ BASELINE_STYLE = "$text-muted"
 _GHOST = 100
 _AP_OWNER = -2
 _GHOST_AP_OWNER = -3
+_VAL = 200
+"""Owners of the validation-loss markers: _VAL + the series' index (its colour)."""
 
 
 class _Chart(Widget):
@@ -102,6 +104,7 @@ class LossPlot(Vertical, can_focus=True):
         Binding("w", "cycle_window", "window", tooltip="Cycle window: all / last N iterations", show=False),
         Binding("B", "pick_baseline", "baseline", key_display="B",
                 tooltip="Pick a baseline run (from cockpit ls) to draw faintly behind these curves", show=False),
+        Binding("l", "toggle_val", "val loss", tooltip="Show/hide the validation loss markers (×)", show=False),
     ]
     DEFAULT_CSS = """
     LossPlot { height: 1fr; }
@@ -113,6 +116,7 @@ class LossPlot(Vertical, can_focus=True):
     log_scale: reactive[bool] = reactive(False)
     smoothing: reactive[float] = reactive(0.0)
     window: reactive[int] = reactive(0)
+    show_val: reactive[bool] = reactive(True)
 
     class BaselineRequested(Message):
         """``B`` was pressed: the app offers the runs to pick a baseline from."""
@@ -122,6 +126,10 @@ class LossPlot(Vertical, can_focus=True):
         self.history = history or LossHistory()
         self.evals: list[tuple[int, float]] = []
         self.baseline: Baseline | None = None
+        self.loss_kinds: dict[str, str] = {}
+        """Term -> the loss it is when not torchvision's (``{"loss_box_reg": "giou"}``), for the legend."""
+        self.val_losses: list[tuple[int, dict[str, float]]] = []
+        """(iteration, val loss terms and total) of each evaluation: drawn as × in their curve's colour."""
         self.version = 0
         """Bumped whenever what the chart shows changes (its render cache key)."""
         self.build_seconds = 0.0
@@ -161,6 +169,9 @@ class LossPlot(Vertical, can_focus=True):
     def watch_window(self) -> None:
         self.redraw()
 
+    def watch_show_val(self) -> None:
+        self.redraw()
+
     # -- actions ------------------------------------------------------------------------
     def action_toggle_series(self, name: str) -> None:
         self.hidden = self.hidden ^ {name}
@@ -173,6 +184,9 @@ class LossPlot(Vertical, can_focus=True):
 
     def action_cycle_window(self) -> None:
         self.window = WINDOWS[(WINDOWS.index(self.window) + 1) % len(WINDOWS)]
+
+    def action_toggle_val(self) -> None:
+        self.show_val = not self.show_val
 
     def action_pick_baseline(self) -> None:
         self.post_message(self.BaselineRequested())
@@ -188,12 +202,17 @@ class LossPlot(Vertical, can_focus=True):
             if name in self.hidden:
                 parts.append(Content.styled(f"{key} ○ {SHORT_NAMES[name]}", "$text-muted strike"))
             else:
-                parts.append(
-                    Content.assemble((f"{key} ", "$text-muted"), ("● " + SHORT_NAMES[name], LEGEND_STYLES[name]), f" {number}")
-                )
+                kind = self.loss_kinds.get(name)
+                label = SHORT_NAMES[name] + (f"({kind})" if kind else "")
+                parts.append(Content.assemble((f"{key} ", "$text-muted"), ("● " + label, LEGEND_STYLES[name]), f" {number}"))
         extras: list[Content] = []
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
+        if self.val_losses:
+            last_iter, last = self.val_losses[-1]
+            total = last.get("loss")
+            text = f"l × val {total:.3f} (it {last_iter})" if total is not None else "l × val"
+            extras.append(Content.styled(text, "$foreground" if self.show_val else "$text-muted strike"))
         extras.append(Content.styled(
             f"g {'log' if self.log_scale else 'linear'}  "
             f"m {f'ema {self.smoothing:g}' if self.smoothing else 'raw'}  "
@@ -242,9 +261,12 @@ class LossPlot(Vertical, can_focus=True):
             return Text("nothing to draw: every curve is hidden" + (" or <= 0 on a log scale" if self.log_scale else ""), style="dim")
         first_x, last_x = x_range(live)
         ghosts = self._ghost_layers(first_x, last_x, columns, names)
-        frame = fit_frame(first_x, last_x, ghosts + live, rows, width, right, self.log_scale)
+        val = self._val_layers(first_x, last_x, names)
+        # The val points only widen the y range; they are drawn as markers, not curves.
+        frame = fit_frame(first_x, last_x, ghosts + live + val, rows, width, right, self.log_scale)
         codes, owner = rasterise(frame, ghosts + live)
-        markers = [Markers(_GHOST_AP_OWNER, "◇", baseline_evals), Markers(_AP_OWNER, "◆", self.evals)]
+        markers = [_val_markers(frame, layer) for layer in val]
+        markers += [Markers(_GHOST_AP_OWNER, "◇", baseline_evals), Markers(_AP_OWNER, "◆", self.evals)]
         glyphs = place_markers(frame, owner, markers)
         return render(frame, codes, owner, self._styles(), glyphs, Style(color=AP_COLOUR))
 
@@ -254,6 +276,19 @@ class LossPlot(Vertical, can_focus=True):
         for name in names:
             xs, ys = view.get(name, ([], []))
             layer = Layer.of(SERIES.index(name), xs, ys, self.log_scale)
+            if layer.xs.size:
+                layers.append(layer)
+        return layers
+
+    def _val_layers(self, first_x: float, last_x: float, names: list[str]) -> list[Layer]:
+        """Each shown series' validation loss at the evaluations inside the x range."""
+        if not self.show_val:
+            return []
+        layers = []
+        for name in names:
+            points = [(x, terms[name]) for x, terms in self.val_losses
+                      if first_x <= x <= last_x and isinstance(terms.get(name), (int, float)) and math.isfinite(terms[name])]
+            layer = Layer.of(_VAL + SERIES.index(name), [p[0] for p in points], [p[1] for p in points], self.log_scale)
             if layer.xs.size:
                 layers.append(layer)
         return layers
@@ -276,9 +311,17 @@ class LossPlot(Vertical, can_focus=True):
             colour = None if PLOT_COLOURS[name] == "default" else PLOT_COLOURS[name]
             styles[index] = Style(color=colour)
             styles[_GHOST + index] = Style(color=colour, dim=True)
+            styles[_VAL + index] = Style(color=colour, bold=True)
         styles[_AP_OWNER] = Style(color=AP_COLOUR)
         styles[_GHOST_AP_OWNER] = Style(color=AP_COLOUR, dim=True)
         return styles
+
+
+def _val_markers(frame, layer: Layer) -> Markers:
+    """A val-loss layer as × markers: their y as a 0..1 share of the frame (the markers' axis)."""
+    span = (frame.high - frame.low) or 1.0
+    points = [(float(x), (float(y) - frame.low) / span) for x, y in zip(layer.xs, layer.ys)]
+    return Markers(layer.owner, "×", points)
 
 
 def _number(value: float) -> str:
