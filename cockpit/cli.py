@@ -200,11 +200,16 @@ def _preflight(config, *, as_json: bool = False, quiet_ok: bool = False):
     from cockpit.data.errors import DatasetError
     from cockpit.diagnostics.preflight import format_table, run_preflight
 
+    from cockpit.cli_progress import terminal_progress
+
+    progress = terminal_progress()
     try:
-        report = run_preflight(config)
+        report = run_preflight(config, progress=progress)
     except DatasetError as error:
         _error(str(error))
         return None, False
+    finally:
+        getattr(progress, "close", lambda: None)()
     if as_json:
         import json
 
@@ -247,9 +252,14 @@ def _cmd_report(args) -> int:
     if not args.run_dir.is_dir():
         _error(f"{args.run_dir}: no such run directory")
         return EXIT_USAGE
+    from cockpit.cli_progress import terminal_progress
     from cockpit.report.build import build_report
 
-    paths = build_report(args.run_dir, args.output)
+    progress = terminal_progress()
+    try:
+        paths = build_report(args.run_dir, args.output, progress=progress, parallel=True)
+    finally:
+        getattr(progress, "close", lambda: None)()
     print(f"report: {paths.html}")
     print(f"markdown: {paths.markdown}")
     print(f"metrics: {paths.csv}")

@@ -21,6 +21,7 @@ from cockpit.engine.events import (
     Event,
     FlagRaised,
     LRChanged,
+    Progress,
     RunError,
     RunFinished,
     RunStarted,
@@ -28,6 +29,7 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
+from cockpit.progress import PlainProgress
 
 
 
@@ -74,6 +76,8 @@ class HeadlessPrinter:
         self.iters_per_epoch = 0
         self.epochs = 0
         self._error_logged = False
+        self._progress = PlainProgress()
+        """Long waits (an evaluation over thousands of images) as a line every few seconds."""
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunError) and event.fatal:
@@ -156,6 +160,8 @@ class HeadlessPrinter:
             )
         if isinstance(event, CommandAck):
             return None if event.ok else f"command {event.command} refused: {event.message}"
+        if isinstance(event, Progress):
+            return self._progress.line(event)
         if isinstance(event, RunFinished):
             reason = f" ({event.reason})" if event.reason else ""
             return f"run {event.outcome.value} at iteration {event.iter}{reason}"

@@ -31,6 +31,7 @@ from cockpit.engine.events import (
     LRChanged,
     Outcome,
     PreviewReady,
+    Progress,
     RunError,
     RunFinished,
     RunStarted,
@@ -114,6 +115,8 @@ class CockpitState:
         self.last_error: RunError | None = None
         self.outcome: Outcome | None = None
         self.warnings: deque[RunWarning] = deque(maxlen=50)
+        self.progress: Progress | None = None
+        """The long wait under way (an evaluation...), shown in the status bar; None when none."""
 
     # -- derived -----------------------------------------------------------------------
     @property
@@ -222,6 +225,10 @@ class CockpitState:
         self.state_reason = event.reason
         # A pause (or an eval) is not training time: restart the it/s reference.
         self._rate_ref = None
+        return {STATUS}
+
+    def _on_Progress(self, event: Progress) -> set[str]:
+        self.progress = None if event.finished else event
         return {STATUS}
 
     def _on_LRChanged(self, event: LRChanged) -> set[str]:
