@@ -11,6 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+# One rule, also in README: 0 the command did its job (a run finished or was stopped, a
+# check passed); 1 the data or the run failed (pre-flight errors, data that cannot be found
+# or read, a failed run or detach); 2 the command could not be used as given: bad
+# arguments, a config that does not parse or validate, a path named on the command line
+# (--resume, a run directory) that is not there.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -195,11 +200,16 @@ def _preflight(config, *, as_json: bool = False, quiet_ok: bool = False):
     from cockpit.data.errors import DatasetError
     from cockpit.diagnostics.preflight import format_table, run_preflight
 
+    from cockpit.cli_progress import terminal_progress
+
+    progress = terminal_progress()
     try:
-        report = run_preflight(config)
+        report = run_preflight(config, progress=progress)
     except DatasetError as error:
         _error(str(error))
         return None, False
+    finally:
+        getattr(progress, "close", lambda: None)()
     if as_json:
         import json
 
@@ -242,9 +252,14 @@ def _cmd_report(args) -> int:
     if not args.run_dir.is_dir():
         _error(f"{args.run_dir}: no such run directory")
         return EXIT_USAGE
+    from cockpit.cli_progress import terminal_progress
     from cockpit.report.build import build_report
 
-    paths = build_report(args.run_dir, args.output)
+    progress = terminal_progress()
+    try:
+        paths = build_report(args.run_dir, args.output, progress=progress, parallel=True)
+    finally:
+        getattr(progress, "close", lambda: None)()
     print(f"report: {paths.html}")
     print(f"markdown: {paths.markdown}")
     print(f"metrics: {paths.csv}")
@@ -296,7 +311,7 @@ def _cmd_preview(args) -> int:
         return print_preview(config, args.split, args.index, width=args.width)
     except DatasetError as error:
         _error(str(error))
-        return EXIT_USAGE
+        return EXIT_FAILED
 
 
 def _cmd_run(args) -> int:
@@ -327,6 +342,11 @@ def _cmd_run(args) -> int:
         _error(str(error))
         return EXIT_USAGE
     preflight = None
+    if args.no_check:
+        missing = _missing_data_path(config)
+        if missing is not None:
+            _error(f"{missing} (--no-check skips the data scan, not this)")
+            return EXIT_FAILED
     if not args.no_check and rank == "0":
         report, ok = _preflight(config, quiet_ok=True)
         if not ok:
@@ -352,7 +372,10 @@ def _cmd_run(args) -> int:
     if headless:
         from cockpit.engine.session import run_headless
 
-        return run_headless(trainer)
+        code = run_headless(trainer)
+        if rank == "0":
+            _print_exit_summary(trainer.run_dir, args.config, _given_overrides(args))
+        return code
     from cockpit.ui.app import create_app
     from cockpit.assembly import engine_factory
 
@@ -372,19 +395,56 @@ def _cmd_run(args) -> int:
     # After a restart from the app, its link is a newer trainer than the one built here.
     link = getattr(app, "link", trainer)
     link.close(timeout=60)
+    # Edits made in the Config pane (live or by a restart) go into the resume command as
+    # --set: the run folder's config.toml keeps data paths relative to the original file.
     from cockpit.engine.events import RunState
+    from cockpit.ui.widgets.config_editor import config_changes
 
+    _print_exit_summary(link.run_dir, args.config, {**_given_overrides(args), **config_changes(config, app.config)})
     return EXIT_OK if link.state is not RunState.FAILED else EXIT_FAILED
+
+
+def _missing_data_path(config) -> str | None:
+    """The first data file or folder the config names that does not exist, said in one line.
+
+    ``--no-check`` skips scanning every target, but a run whose data cannot even be found
+    would only fail at start-up with the same reason repeated; refuse it here instead."""
+    keys = {"coco": ("train", "val", "train_images", "val_images"), "masks": ("train", "val")}
+    for key in keys.get(config.data.format, ()):
+        value = getattr(config.data, key, None)
+        if not value:
+            continue
+        path = config.resolve_path(value)
+        if path is not None and not path.exists():
+            return f"data.{key}: {path} does not exist"
+    return None
+
+
+def _given_overrides(args) -> dict:
+    """The ``--set`` values of this command, for the resume command it prints."""
+    from cockpit.config.loader import parse_override
+
+    return dict(parse_override(item) for item in args.overrides)
+
+
+def _print_exit_summary(run_dir, config_path, changes=None) -> None:
+    """Where the run is, its last checkpoint and best AP, and the commands to go on."""
+    if run_dir is None:
+        return
+    from cockpit.exit_summary import exit_lines
+
+    print("\n".join(exit_lines(run_dir, config_path, changes)), flush=True)
 
 
 def _record_process(trainer) -> None:
     """server.json with this pid, so `cockpit ls` can tell this run's running from stale."""
     if trainer.run_dir is None:
         return
-    from cockpit.remote.runs import write_server_info
+    from cockpit.remote.runs import remember_output_dir, write_server_info
 
     try:
-        write_server_info(trainer.run_dir, socket=None)
+        write_server_info(trainer.run_dir, socket=None, config_dir=getattr(trainer.config, "base_dir", None))
+        remember_output_dir(trainer.run_dir)
     except OSError as error:
         _error(f"cannot write {trainer.run_dir}/server.json: {error.strerror}")
 
@@ -417,7 +477,7 @@ def _run_detached(args, preflight) -> int:
 
 
 def _cmd_ls(args) -> int:
-    from cockpit.remote.runs import default_runs, find_runs, format_table, skipped_note
+    from cockpit.remote.runs import default_runs, find_runs, format_table, remembered_output_dirs, skipped_note
 
     if args.output_dir is not None and not args.output_dir.is_dir():
         _error(f"{args.output_dir}: no such directory")
@@ -428,14 +488,25 @@ def _cmd_ls(args) -> int:
             print(run.run_dir)
         return EXIT_OK
     if not runs:
-        where = args.output_dir if args.output_dir is not None else "./runs"
-        print(f"no runs under {where}")
+        if args.output_dir is not None:
+            print(f"no runs under {args.output_dir}")
+        else:
+            looked = ", ".join(["./runs", *(str(p) for p in remembered_output_dirs())])
+            print(f"no runs under {looked}, and no detached runs; "
+                  "name the folder (a config's run.output_dir): cockpit ls OUTPUT_DIR")
         return EXIT_OK
     print(format_table(runs))
     note = skipped_note(runs)
     if note:
         print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def detach_message(run_dir, state: str) -> str:
+    """What is true of the run a cockpit just detached from (``state``: the RunState value)."""
+    if state == "PAUSED":
+        return f"detached from {run_dir}; the run stays paused until resumed (cockpit attach {run_dir}, then p)"
+    return f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})"
 
 
 def _cmd_attach(args) -> int:
@@ -478,7 +549,7 @@ def _cmd_attach(args) -> int:
     app.run()
     link.close(timeout=5)
     if not link.read_only_reason and not link.state.is_terminal:
-        print(f"detached from {run_dir}; the run goes on (cockpit attach {run_dir})")
+        print(detach_message(run_dir, link.state.value))
     return EXIT_OK
 
 

@@ -31,6 +31,8 @@ class ConfigProblem:
     location: str
     message: str
     line: int | None = None
+    origin: str = ""
+    """Set when the value came from the command line (``--set optim.lr=abc``), not the file."""
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
@@ -44,7 +46,7 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: Iterable[ConfigProblem]):
         self.source = source
         self.problems = list(problems)
-        lines = [f"{source}: {p}" for p in self.problems]
+        lines = [f"{p.origin or source}: {p}" for p in self.problems]
         super().__init__("\n".join(lines))
 
 
@@ -83,7 +85,16 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _unknown_keys(data: dict[str, Any], text: str) -> list[ConfigProblem]:
+def _problem(location: str, message: str, text: str, loc: tuple, overridden: dict[str, str]) -> ConfigProblem:
+    """A problem at ``location``: from ``--set`` when the command line gave that value, else a file line."""
+    origin = overridden.get(".".join(str(p) for p in loc[:2]), "")
+    if origin:
+        return ConfigProblem(location, message, None, origin)
+    return ConfigProblem(location, message, _find_line(text, loc))
+
+
+def _unknown_keys(data: dict[str, Any], text: str, overridden: dict[str, str] | None = None) -> list[ConfigProblem]:
+    overridden = overridden or {}
     problems = []
     sections = _section_models()
     for section, value in data.items():
@@ -103,16 +114,13 @@ def _unknown_keys(data: dict[str, Any], text: str) -> list[ConfigProblem]:
         for key in value:
             if key not in fields:
                 problems.append(
-                    ConfigProblem(
-                        f"{section}.{key}",
-                        f"unknown key{_did_you_mean(key, fields)}",
-                        _find_line(text, (section, key)),
-                    )
+                    _problem(f"{section}.{key}", f"unknown key{_did_you_mean(key, fields)}", text, (section, key), overridden)
                 )
     return problems
 
 
-def _validation_problems(error: ValidationError, text: str) -> list[ConfigProblem]:
+def _validation_problems(error: ValidationError, text: str, overridden: dict[str, str] | None = None) -> list[ConfigProblem]:
+    overridden = overridden or {}
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -121,7 +129,7 @@ def _validation_problems(error: ValidationError, text: str) -> list[ConfigProble
             message = message[len("Value error, ") :]
         if "input" in item and item["type"] not in ("missing",) and not isinstance(item["input"], dict):
             message = f"{message} (got {item['input']!r})"
-        problems.append(ConfigProblem(".".join(str(p) for p in loc), message, _find_line(text, loc)))
+        problems.append(_problem(".".join(str(p) for p in loc), message, text, loc, overridden))
     return problems
 
 
@@ -152,15 +160,21 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
-def config_from_dict(data: dict[str, Any], *, base_dir: Path, source: str = "<config>", text: str = "") -> Config:
-    """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
-    problems = _unknown_keys(data, text)
+def config_from_dict(
+    data: dict[str, Any], *, base_dir: Path, source: str = "<config>", text: str = "",
+    overridden: dict[str, str] | None = None,
+) -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem.
+
+    ``overridden``: ``section.key -> "--set section.key=value"`` for values the command line
+    set, so a problem with one is reported as coming from there, not from a file line."""
+    problems = _unknown_keys(data, text, overridden)
     if problems:
         raise ConfigError(source, problems)
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(source, _validation_problems(error, text)) from None
+        raise ConfigError(source, _validation_problems(error, text, overridden)) from None
     return config.with_base_dir(base_dir)
 
 
@@ -192,8 +206,10 @@ def load_config_text(
             line = int(found.group(1)) if found else None
         message = str(error).split(" (at line")[0]
         raise ConfigError(source, [ConfigProblem("", f"invalid TOML: {message}", line)]) from None
+    overrides = list(overrides)
     data = apply_overrides(data, overrides)
-    return config_from_dict(data, base_dir=base_dir, source=source, text=text)
+    overridden = {parse_override(item)[0]: f"--set {item.strip()}" for item in overrides}
+    return config_from_dict(data, base_dir=base_dir, source=source, text=text, overridden=overridden)
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

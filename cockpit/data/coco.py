@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,57 +20,9 @@ import torch
 from PIL import Image
 
 from cockpit.data.base import DetectionDataset, SampleInfo
+from cockpit.data.coco_json import load_coco, map_categories  # noqa: F401 - re-exported
 from cockpit.data.errors import DatasetError
 from cockpit.data.images import open_rgb
-
-
-def load_coco(ann_file: str | Path):
-    """A pycocotools ``COCO`` for ``ann_file``, with its prints silenced and errors made clear."""
-    from pycocotools.coco import COCO
-
-    ann_file = Path(ann_file)
-    if not ann_file.is_file():
-        raise DatasetError(f"COCO annotation file not found: {ann_file}")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco = COCO(str(ann_file))
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        raise DatasetError(f"{ann_file} is not valid JSON: {exc}") from exc
-    except (KeyError, TypeError, AssertionError) as exc:
-        raise DatasetError(f"{ann_file} is not a COCO annotation file ({type(exc).__name__}: {exc})") from exc
-    if "images" not in coco.dataset or "categories" not in coco.dataset:
-        raise DatasetError(f"{ann_file} is not a COCO annotation file: it needs 'images' and 'categories' lists")
-    return coco
-
-
-def map_categories(categories: list[dict[str, Any]], classes: list[str], source: str = "") -> dict[int, int]:
-    """Label (1..K, in ``classes`` order) -> COCO category id, matched by name.
-
-    Raises :class:`DatasetError` when names differ either way or repeat in the JSON.
-    """
-    by_name: dict[str, int] = {}
-    repeated = []
-    for cat in categories:
-        name = str(cat["name"])
-        if name in by_name:
-            repeated.append(name)
-        by_name[name] = int(cat["id"])
-    where = f" in {source}" if source else ""
-    if repeated:
-        raise DatasetError(f"category names repeat{where}: {', '.join(sorted(set(repeated)))}")
-    missing = [c for c in classes if c not in by_name]
-    extra = [n for n in by_name if n not in classes]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"not in the JSON: {', '.join(missing)}")
-        if extra:
-            parts.append(f"in the JSON but not in data.classes: {', '.join(extra)}")
-        raise DatasetError(
-            f"data.classes does not match the COCO categories{where} ({'; '.join(parts)}). "
-            f"The JSON's categories are: {', '.join(by_name) or '(none)'}"
-        )
-    return {label: by_name[name] for label, name in enumerate(classes, start=1)}
 
 
 class CocoDataset(DetectionDataset):
@@ -84,10 +34,12 @@ class CocoDataset(DetectionDataset):
         classes: list[str],
         images_dir: str | Path | None = None,
         transform: Callable | None = None,
+        coco: Any = None,
     ):
         super().__init__(classes, transform)
         self.ann_file = Path(ann_file)
-        self.coco = load_coco(self.ann_file)
+        # ``coco``: the file already loaded (the pre-flight's torch-free view hands its own over).
+        self.coco = coco if coco is not None else load_coco(self.ann_file)
         self.images_dir = Path(images_dir) if images_dir is not None else self.ann_file.parent
         if not self.images_dir.is_dir():
             raise DatasetError(f"COCO images folder not found: {self.images_dir}")

@@ -16,8 +16,13 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from cockpit.engine.events import ProgressTask
+from cockpit.progress import ProgressMeter, ProgressSink
+
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 SCORE_BINS = 10
+PROGRESS_INTERVAL = 1.0
+"""Seconds between an evaluation's progress events (each one is a line of events.jsonl)."""
 
 
 @dataclass
@@ -87,9 +92,13 @@ def coco_metrics(coco_gt, results: list[dict], image_ids: list[int], category_na
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, score_thresh: float) -> Evaluation:
-    """Predict on every val image in eval mode and score with COCOeval; restores train mode."""
+def evaluate(
+    model: torch.nn.Module, loader, dataset, device: torch.device, score_thresh: float, progress: ProgressSink | None = None
+) -> Evaluation:
+    """Predict on every val image in eval mode and score with COCOeval; restores train mode.
+    ``progress`` hears how many val images are done (thousands take minutes)."""
     started = time.perf_counter()
+    meter = ProgressMeter(ProgressTask.EVALUATION, len(dataset), progress, detail="val images", interval=PROGRESS_INTERVAL)
     was_training = model.training
     model.eval()
     outputs_all, ids_all = [], []
@@ -99,6 +108,7 @@ def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, scor
         for batch in loader:
             images, targets = batch[0], batch[1]
             skipped.extend(getattr(batch, "skipped", ()))
+            meter.advance(len(images) + len(getattr(batch, "skipped", ())))
             if not images:  # every image of this batch unreadable (always so at batch size 1)
                 continue
             images = [image.to(device, non_blocking=True) for image in images]
@@ -113,6 +123,7 @@ def evaluate(model: torch.nn.Module, loader, dataset, device: torch.device, scor
                     )
     finally:
         model.train(was_training)
+        meter.finish()
     evaluation = score_outputs(outputs_all, ids_all, dataset, score_thresh)
     evaluation.sample_boxes = sample_boxes
     evaluation.skipped = [(sample.path or f"#{sample.index}", sample.message) for sample in skipped]

@@ -337,7 +337,45 @@ class RunFinished(Event):
         object.__setattr__(self, "outcome", Outcome(self.outcome))
 
 
+class ProgressTask(str, enum.Enum):
+    """Which long wait a :class:`Progress` event measures."""
+
+    PREFLIGHT = "checking data"
+    """The pre-flight reading every image header of a split."""
+    ANNOTATIONS = "loading annotations"
+    """The first read of a large annotation file (bytes)."""
+    EVALUATION = "evaluating"
+    """A COCO evaluation over the val split (images)."""
+    REPORT = "building report"
+    """``cockpit report`` reading a run directory and drawing its plots (stages)."""
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """How far a long wait has come: ``done`` of ``total`` units, at ``rate`` units/s.
+
+    ``detail`` names what is being counted ("train images", "MB"); ``eta_seconds`` is
+    None until a rate is known. Emitted a few times a second at most.
+    """
+
+    kind: ClassVar[str] = "progress"
+    task: ProgressTask
+    done: int
+    total: int
+    detail: str = ""
+    rate: float = 0.0
+    eta_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", ProgressTask(self.task))
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.done >= self.total
+
+
 _ENUMS = {
+    "ProgressTask": ProgressTask,
     "RunState": RunState,
     "LRSource": LRSource,
     "Severity": Severity,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cockpit.durations import format_duration
+from cockpit.loss_names import loss_label
 from cockpit.engine.events import (
     ConfigChanged,
     CheckpointSaved,
@@ -20,6 +21,7 @@ from cockpit.engine.events import (
     Event,
     FlagRaised,
     LRChanged,
+    Progress,
     RunError,
     RunFinished,
     RunStarted,
@@ -27,13 +29,8 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
+from cockpit.progress import PlainProgress
 
-SHORT_NAMES = {
-    "loss_classifier": "cls",
-    "loss_box_reg": "box",
-    "loss_objectness": "obj",
-    "loss_rpn_box_reg": "rpn",
-}
 
 
 def format_memory(memory: dict[str, float]) -> str:
@@ -78,12 +75,29 @@ class HeadlessPrinter:
         self.total_iters = 0
         self.iters_per_epoch = 0
         self.epochs = 0
+        self._error_logged = False
+        self._progress = PlainProgress()
+        """Long waits (an evaluation over thousands of images) as a line every few seconds."""
 
     def __call__(self, event: Event) -> None:
-        line = self.format(event)
+        if isinstance(event, RunError) and event.fatal:
+            # `cockpit run` says why on stderr, once; the reason and traceback are for the
+            # record and bug reports: the log file (or, with none, the stream, which then is the log).
+            self._write(f"error: {event.summary}" + (f"\n{event.traceback.rstrip()}" if event.traceback else ""),
+                        log_only=self.log is not None)
+            self._error_logged = True
+            return
+        if isinstance(event, RunFinished) and event.outcome == "failed":
+            self._write(f"run failed at iteration {event.iter}", log_only=False)
+            if event.reason and not self._error_logged:
+                self._write(f"reason: {event.reason}", log_only=self.log is not None)
+            return
+        self._write(self.format(event))
+
+    def _write(self, line: str | None, log_only: bool = False) -> None:
         if line is None:
             return
-        for handle in (self.stream, self.log):
+        for handle in (self.log,) if log_only else (self.stream, self.log):
             if handle is not None:
                 handle.write(line + "\n")
                 handle.flush()
@@ -105,7 +119,8 @@ class HeadlessPrinter:
                 f"{self.total_iters} iterations, {self.iters_per_epoch} per epoch{resumed}"
             )
         if isinstance(event, StepMetrics):
-            terms = " ".join(f"{SHORT_NAMES.get(k, k)} {v:.4f}" for k, v in event.losses.items())
+            # torchvision's own loss_dict keys: a log line has the room, and they are what users grep for.
+            terms = " ".join(f"{loss_label(k)} {v:.4f}" for k, v in event.losses.items())
             speed = 1.0 / event.iter_time if event.iter_time > 0 else 0.0
             eta = format_duration((self.total_iters - event.iter) * event.iter_time) if self.total_iters else "?"
             return (
@@ -127,6 +142,8 @@ class HeadlessPrinter:
         if isinstance(event, CheckpointSaved):
             return f"checkpoint {event.path} ({event.reason})"
         if isinstance(event, StateChanged):
+            if event.state.value == "FAILED":
+                return None  # the "run failed" line that follows says it once
             reason = f": {event.reason}" if event.reason else ""
             return f"state {event.state.value}{reason}"
         if isinstance(event, RunWarning):
@@ -143,6 +160,8 @@ class HeadlessPrinter:
             )
         if isinstance(event, CommandAck):
             return None if event.ok else f"command {event.command} refused: {event.message}"
+        if isinstance(event, Progress):
+            return self._progress.line(event)
         if isinstance(event, RunFinished):
             reason = f" ({event.reason})" if event.reason else ""
             return f"run {event.outcome.value} at iteration {event.iter}{reason}"

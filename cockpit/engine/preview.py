@@ -16,6 +16,22 @@ from cockpit.engine.events import PreviewReady
 from cockpit.runfiles import write_atomic
 
 MAX_PREDICTIONS = 50
+FIRST_SEARCH = 50
+"""How many samples the first preview looks through for one with objects."""
+
+
+def first_with_objects(dataset, limit: int = FIRST_SEARCH) -> int:
+    """The first index (among the first ``limit``) whose target has a box; 0 when none has.
+
+    The first preview is what a user sees before anything else: an image with nothing
+    to box says nothing about the labels. Reads targets only (no image decode for COCO)."""
+    for index in range(min(len(dataset), limit)):
+        try:
+            if len(dataset.raw_target(index)["boxes"]) > 0:
+                return index
+        except Exception:  # noqa: BLE001 - an unreadable sample is the pre-flight's to report
+            continue
+    return 0
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:

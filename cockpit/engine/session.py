@@ -85,6 +85,7 @@ def run_headless(trainer: "Trainer", *, log_file: bool = True, on_close: Callabl
     if trainer.state is RunState.FAILED:
         if not trainer.is_main:
             return 1
+        # The one line that says why (the log lines above only say where it stopped).
         print(f"cockpit: run failed: {trainer.failure_reason or 'see the log above'}", file=sys.stderr)
         return 1
     return 0

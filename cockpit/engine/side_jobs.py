@@ -36,7 +36,9 @@ class SideJobs:
         t = self._trainer
         if t.val_set is None or t.parts.val_loader is None or not t.is_main:
             return None
-        evaluation = evaluate(t.model, t.parts.val_loader, t.val_set, t.device, t.config.eval.score_thresh)
+        evaluation = evaluate(
+            t.model, t.parts.val_loader, t.val_set, t.device, t.config.eval.score_thresh, progress=t.publish
+        )
         self.evaluations += 1
         self.last_eval_iter = t.iteration
         for path, message in evaluation.skipped:

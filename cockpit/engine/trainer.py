@@ -345,7 +345,10 @@ class Trainer:
         self.side_jobs.publish_preflight()
         self.checkpoints.warn_if_disk_nearly_full()
         if self.val_set is not None and len(self.val_set) > 0:
-            self.side_jobs.publish_preview(0, predict=self._resume_checkpoint is not None)
+            from cockpit.engine.preview import first_with_objects
+
+            # The first preview is an image with something to box (the sample's val #0 has none).
+            self.side_jobs.publish_preview(first_with_objects(self.val_set), predict=self._resume_checkpoint is not None)
 
     # -- the loop -------------------------------------------------------------------------
     def _train(self) -> tuple[Outcome, str]:

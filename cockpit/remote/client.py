@@ -92,9 +92,10 @@ class RemoteLink:
     # -- connecting -----------------------------------------------------------------------
     def _connect(self, timeout: float) -> None:
         info = self.info
-        if info.state != "running":
+        if not info.alive:
             self.read_only_reason = {
                 "finished": "the run has finished",
+                "stopped": "the run was stopped",
                 "failed": "the run failed",
                 "stale": "the run's process is gone (it did not finish)",
             }.get(info.state, f"the run is {info.state}")
@@ -211,7 +212,7 @@ class RemoteLink:
 
     def _follow(self) -> None:
         if self._hello is None:
-            if self.info.state == "running":
+            if self.info.alive:
                 self._tail()
             else:
                 self._replay(None)

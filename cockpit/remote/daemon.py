@@ -147,7 +147,7 @@ def _start(request: DetachRequest):
     assert run_dir is not None
     server = ControlServer(trainer, run_dir)
     server.start()
-    write_server_info(run_dir, server.socket_path)
+    write_server_info(run_dir, server.socket_path, config_dir=config.base_dir)
     register(run_dir)
     return trainer, server
 

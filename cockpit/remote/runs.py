@@ -5,9 +5,10 @@ A run started by ``cockpit run`` writes ``server.json`` into its run directory: 
 control socket's path when it has one (``--detach``), and when it started. A run's state
 comes from that file and from ``events.jsonl``:
 
-- ``finished`` / ``failed``: ``events.jsonl`` holds a ``finished`` event (``stopped`` runs
-  count as finished);
-- ``running``: no ``finished`` event and the process is alive;
+- ``finished`` / ``stopped`` / ``failed``: ``events.jsonl`` holds a ``finished`` event, and
+  its outcome says which (``stopped``: by the user or a signal, before the end);
+- ``running`` / ``paused``: no ``finished`` event and the process is alive; ``paused`` when
+  its last state change was a pause;
 - ``stale``: no ``finished`` event and the process is gone (killed, crashed, machine
   rebooted) -- or the run predates ``server.json`` and nothing says it lives.
 
@@ -35,9 +36,15 @@ SOCKET_PATH_LIMIT = 100
 """sun_path holds 108 bytes on Linux (104 on macOS); stay clear of both."""
 
 RUNNING = "running"
+PAUSED = "paused"
 FINISHED = "finished"
+STOPPED = "stopped"
 FAILED = "failed"
 STALE = "stale"
+ALIVE = (RUNNING, PAUSED)
+"""States of a run whose process is still there (attachable, worth tailing)."""
+OUTPUT_DIRS_FILE = "output-dirs.txt"
+"""In the per-user registry: the output folders runs were started in (for ``cockpit ls``)."""
 
 
 class RunLookupError(Exception):
@@ -108,10 +115,15 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
     return start is None or len(fields) <= 19 or fields[19] == start
 
 
-def write_server_info(run_dir: Path, socket: Path | None, pid: int | None = None) -> dict[str, Any]:
-    """Write ``server.json`` (atomically) for the process that trains this run."""
+def write_server_info(run_dir: Path, socket: Path | None, pid: int | None = None,
+                      config_dir: Path | None = None) -> dict[str, Any]:
+    """Write ``server.json`` (atomically) for the process that trains this run.
+
+    ``config_dir``: the folder the config's relative data paths start from (the run's
+    ``config.toml`` keeps them relative), so ``cockpit report`` can find the val images."""
     pid = os.getpid() if pid is None else pid
     info = {
+        "config_dir": str(Path(config_dir).resolve()) if config_dir is not None else None,
         "version": 1,
         "pid": pid,
         "process_start": process_start(pid),
@@ -193,13 +205,18 @@ class RunInfo:
     """Lines of ``events.jsonl`` that could not be read (skipped)."""
 
     @property
+    def alive(self) -> bool:
+        return self.state in ALIVE
+
+    @property
     def attachable(self) -> bool:
-        return self.state == RUNNING and self.socket is not None
+        return self.alive and self.socket is not None
 
 
-def _scan_events(path: Path) -> tuple[dict | None, int, int, float | None, float | None, int]:
-    """(finished event, last iteration, total iterations, best AP50, first event time, bad lines)."""
+def _scan_events(path: Path) -> tuple[dict | None, int, int, float | None, float | None, int, str]:
+    """(finished event, last iteration, total iterations, best AP50, first event time, bad lines, last state)."""
     finished = None
+    last_state = ""
     iteration = total = 0
     best = None
     first = None
@@ -220,20 +237,25 @@ def _scan_events(path: Path) -> tuple[dict | None, int, int, float | None, float
                 best = ap50
         elif kind == "finished":
             finished = event
-    return finished, iteration, total, best, first, len(stats.bad_lines)
+        elif kind == "state" and isinstance(event.get("state"), str):
+            last_state = event["state"]
+    return finished, iteration, total, best, first, len(stats.bad_lines), last_state
 
 
 def inspect(run_dir: Path) -> RunInfo:
     """The state and headline numbers of one run folder."""
     run_dir = Path(run_dir)
     events = run_dir / layout.EVENTS
-    finished, iteration, total, best, first, bad_lines = _scan_events(events)
+    finished, iteration, total, best, first, bad_lines, last_state = _scan_events(events)
     server = read_server_info(run_dir) or {}
     pid = server.get("pid") if isinstance(server.get("pid"), int) else None
     if finished is not None:
-        state = FAILED if finished.get("outcome") == "failed" or finished.get("state") == "FAILED" else FINISHED
+        if finished.get("outcome") == "failed" or finished.get("state") == "FAILED":
+            state = FAILED
+        else:
+            state = STOPPED if finished.get("outcome") == "stopped" else FINISHED
     elif pid is not None and pid_alive(pid, server.get("process_start")):
-        state = RUNNING
+        state = PAUSED if last_state == "PAUSED" else RUNNING
     else:
         state = STALE
     socket = server.get("socket")
@@ -250,7 +272,7 @@ def inspect(run_dir: Path) -> RunInfo:
         best_ap50=best,
         started=started,
         updated=updated,
-        socket=Path(socket) if isinstance(socket, str) and state == RUNNING else None,
+        socket=Path(socket) if isinstance(socket, str) and state in ALIVE else None,
         pid=pid,
         bad_lines=bad_lines,
     )
@@ -267,10 +289,40 @@ def find_runs(output_dir: Path) -> list[RunInfo]:
     return sorted(runs, key=lambda run: run.started or run.updated, reverse=True)
 
 
+def remember_output_dir(run_dir: Path) -> None:
+    """Note the folder a run was started in, so ``cockpit ls`` finds it from anywhere."""
+    folder = str(Path(run_dir).resolve().parent)
+    try:
+        path = _registry() / OUTPUT_DIRS_FILE
+        known = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        # Folders deleted since (a test's temp dir, a cleaned-up experiment) are dropped.
+        kept = [line for line in dict.fromkeys(known) if line and line != folder and Path(line).is_dir()]
+        temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temp.write_text("".join(line + "\n" for line in [*kept, folder]), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError:
+        pass  # a listing aid: never a reason to refuse a run
+
+
+def remembered_output_dirs() -> list[Path]:
+    """The output folders runs were started in (those that still exist), oldest first."""
+    try:
+        lines = (_registry() / OUTPUT_DIRS_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [Path(line) for line in dict.fromkeys(lines) if line and Path(line).is_dir()]
+
+
 def default_runs(output_dir: Path | None = None) -> list[RunInfo]:
-    """Runs under ``output_dir`` (default ``./runs``) plus the detached runs registered anywhere."""
+    """Runs under ``output_dir`` (default ``./runs``), under the output folders runs were
+    started in (see :func:`remember_output_dir`), plus the detached runs registered anywhere."""
     runs = find_runs(output_dir or Path("runs"))
     seen = {run.run_dir.resolve() for run in runs}
+    for folder in remembered_output_dirs():
+        for run in find_runs(folder):
+            if run.run_dir.resolve() not in seen:
+                seen.add(run.run_dir.resolve())
+                runs.append(run)
     for path in registered():
         if path.resolve() not in seen:
             seen.add(path.resolve())
@@ -286,7 +338,7 @@ def resolve_attach_target(target: str | None) -> Path:
     run. A run directory: that run.
     """
     if target in (None, "auto"):
-        running = [run for run in default_runs() if run.state == RUNNING]
+        running = [run for run in default_runs() if run.alive]
         if not running:
             raise RunLookupError("no running run found under ./runs or among your detached runs; name a run directory")
         attachable = [run for run in running if run.attachable] or running
@@ -299,7 +351,7 @@ def resolve_attach_target(target: str | None) -> Path:
     runs = find_runs(path)
     if not runs:
         raise RunLookupError(f"{target}: not a run directory, and holds no runs")
-    running = [run for run in runs if run.state == RUNNING]
+    running = [run for run in runs if run.alive]
     return (running or runs)[0].run_dir
 
 

@@ -264,8 +264,14 @@ TIMELINE_LIMIT = 400
 """Rows shown at most; a long run's warm-up and skipped samples are collapsed first."""
 
 
+_ROW_KINDS = frozenset({"run_started", "state", "lr", "eval", "checkpoint", "warning", "error", "flag", "ack", "finished"})
+"""Kinds that can make a timeline row (a long run's 100,000 ``step`` events never do)."""
+
+
 def _row_for(event: dict[str, Any]) -> TimelineRow | None:
     kind = event.get("kind")
+    if kind not in _ROW_KINDS:
+        return None
     stamp = finite(event.get("time"))
     iteration = finite(event.get("iter"))
     it = int(iteration) if iteration is not None else None

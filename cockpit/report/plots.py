@@ -71,17 +71,26 @@ def decimate(x: Sequence[float], y: Sequence[float], max_points: int = MAX_POINT
 
 def ema(values: Sequence[float], span: float) -> list[float]:
     """Bias-corrected exponential moving average; non-finite values are skipped (held)."""
+    import itertools
+
+    import numpy as np
+
     alpha = 2.0 / (span + 1.0)
     beta = 1.0 - alpha
-    out: list[float] = []
-    acc = 0.0
-    weight = 0.0
-    for value in values:
-        if value == value and value not in (math.inf, -math.inf):  # finite, without a call
-            acc = beta * acc + alpha * value
-            weight = beta * weight + alpha
-        out.append(acc / weight if weight else math.nan)
-    return out
+    ys = np.asarray(values, dtype=float)
+    finite = np.isfinite(ys)
+    kept = ys[finite].tolist()
+    # The recurrence runs in C (itertools.accumulate), with exactly the float operations
+    # of the plain loop -- acc = beta*acc + alpha*v, weight = beta*weight + alpha -- over the
+    # finite values; a non-finite value holds the previous output. 100,000 records x 5
+    # series took ~0.4 s as a Python loop.
+    acc = np.fromiter(itertools.accumulate(kept, lambda a, v: beta * a + alpha * v, initial=0.0), float, len(kept) + 1)
+    weight = np.fromiter(itertools.accumulate(kept, lambda w, _: beta * w + alpha, initial=0.0), float, len(kept) + 1)
+    # Position i holds the output after the finite values up to i (index 0: none yet -> NaN).
+    seen = np.cumsum(finite)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = acc[seen] / weight[seen]
+    return out.tolist()
 
 
 def smoothing_span(n: int) -> float:
@@ -226,6 +235,7 @@ def lr_plot(run: RunDir) -> bytes | None:
     marked = {"user": "#e67e22", "recovery": "#c0392b"}
     labelled: set[str] = set()
     user_events = [e for e in lr_events if e.get("source") in marked]
+    marks: list[tuple[float, float, str]] = []
     for event in user_events[:60]:  # a few dozen marks are readable; more are noise
         it, lr = finite(event.get("iter")), finite(event.get("lr"))
         if it is None:
@@ -235,9 +245,42 @@ def lr_plot(run: RunDir) -> bytes | None:
         labelled.add(source)
         ax.axvline(it, color=marked[source], linestyle="--", linewidth=1, label=label)
         if lr is not None:
-            ax.annotate(f"{lr:.3g}", (it, lr), textcoords="offset points", xytext=(3, 4), fontsize=7, color=marked[source])
+            marks.append((it, lr, marked[source]))
+    label_lr_changes(ax, marks)
     ax.legend(fontsize=7, loc="upper right")
     return to_png(figure)
+
+
+LABEL_LEVELS = 4
+"""How many rows of LR labels may stack above a change before a label is left out."""
+
+
+def label_lr_changes(ax: Any, marks: Sequence[tuple[float, float, str]]) -> list[Any]:
+    """Write each LR change's new value beside its mark, never over another label.
+
+    A label that would overlap one already placed moves up a row (up to ``LABEL_LEVELS``);
+    with no free row it is left out -- its dashed line still marks the change. Returns
+    the labels placed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = ax.figure
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    renderer = figure.canvas.get_renderer()
+    ax.autoscale_view()  # the labels' positions depend on the final axis limits
+    frame = figure.bbox
+    placed: list[tuple[Any, Any]] = []
+    for it, lr, colour in marks:
+        for level in range(LABEL_LEVELS):
+            text = ax.annotate(f"{lr:.3g}", (it, lr), textcoords="offset points", xytext=(3, 4 + 10 * level),
+                               fontsize=7, color=colour)
+            box = text.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for _, other in placed):
+                placed.append((text, box))
+                break
+            text.remove()
+    return [text for text, _ in placed]
 
 
 def memory_plot(run: RunDir) -> bytes | None:

@@ -1,8 +1,11 @@
 """A few val images with ground truth (green) and predicted (red) boxes, as PNG bytes.
 
-Taken from the engine's ``previews/val-<index>.png`` + ``.json`` when present; otherwise
-drawn from the last (or best) COCO results file in ``predictions/`` on the val images
-named by the val annotation file. Drawing uses Pillow only.
+First choice: the run's best checkpoint (else its last) is loaded on the CPU and predicts
+the first val images that have objects, so every preview shows the model the report is
+about, captioned with the checkpoint and its iteration. When that cannot be done (no
+checkpoint, no torch, the val data not found), the engine's ``previews/val-<index>``
+files are used, each captioned with the iteration it was predicted at; else the last (or
+best) COCO results file in ``predictions/`` on the val images of the annotation file.
 """
 
 from __future__ import annotations
@@ -14,11 +17,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cockpit.report.rundir import RunDir, finite
+from cockpit.runfiles.jsonl import read_json
 
 GT_COLOR = (20, 170, 60)
 PRED_COLOR = (220, 40, 40)
 PREVIEW_SIDE = 520
 """Previews are scaled to this many pixels on their long side (keeps report.html small)."""
+
+
+CHECKPOINT_PREVIEWS = 4
+"""How many val images the checkpoint predicts for the report."""
 
 
 @dataclass(frozen=True)
@@ -154,16 +162,23 @@ def _from_engine_previews(run: RunDir, limit: int) -> list[PreviewImage]:
         except (OSError, UnidentifiedImageError, ValueError):
             continue
         path = data.get("image_path") or preview.png.name
+        when = data.get("iter")
+        # These were predicted whenever the image was browsed, not by the final model: say when.
+        caption += f"; predicted at iteration {when}" if isinstance(when, int) else "; iteration unknown"
         out.append(PreviewImage(f"val image {preview.index}: {path}", png, caption))
     return out
 
 
-def _candidate_paths(run: RunDir, value: str) -> list[Path]:
-    """Where a relative path from the config may live (it was relative to the config file)."""
-    path = Path(value).expanduser()
-    if path.is_absolute():
-        return [path]
-    bases = [run.path]
+def _config_dirs(run: RunDir) -> list[Path]:
+    """Folders a relative path from the run's config may start from, the likeliest first.
+
+    ``server.json`` names the config's folder (runs started by this version); older runs
+    get guesses: the folder above the output folder, the run folder, the working folder."""
+    bases: list[Path] = []
+    server, _ = read_json(run.path / "server.json")
+    if isinstance(server, dict) and isinstance(server.get("config_dir"), str):
+        bases.append(Path(server["config_dir"]))
+    bases.append(run.path)
     config = run.config
     output_dir = Path(config.run.output_dir) if config is not None else Path("runs")
     if not output_dir.is_absolute():
@@ -172,7 +187,15 @@ def _candidate_paths(run: RunDir, value: str) -> list[Path]:
         if depth <= len(run.path.parents):
             bases.append(run.path.parents[depth - 1])
     bases.append(Path.cwd())
-    return [base / path for base in bases]
+    return bases
+
+
+def _candidate_paths(run: RunDir, value: str) -> list[Path]:
+    """Where a relative path from the config may live (it was relative to the config file)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return [path]
+    return [base / path for base in _config_dirs(run)]
 
 
 def _first_existing(paths: list[Path]) -> Path | None:
@@ -260,10 +283,82 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
     return out, note
 
 
-def preview_images(run: RunDir, limit: int = 4) -> tuple[list[PreviewImage], str]:
+def _checkpoint(run: RunDir) -> Path | None:
+    for name in ("best.pt", "last.pt"):
+        path = run.path / "checkpoints" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def _from_checkpoint(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]:
+    """The checkpoint's own predictions on the first ``limit`` val images with objects."""
+    checkpoint = _checkpoint(run)
+    if checkpoint is None:
+        return [], "no checkpoint to predict with"
+    if run.config is None:
+        return [], "the run's config cannot be read"
+    base = next((b for b in _config_dirs(run) if (b / str(run.config.data.val or "")).exists()), None)
+    if base is None:
+        return [], f"the val data {run.config.data.val} was not found"
+    try:
+        import torch
+
+        from cockpit.data.loader import build_dataset
+        from cockpit.engine.checkpoint import load
+        from cockpit.engine.model import build_model
+    except ImportError as error:
+        return [], f"predicting needs torch ({error})"
+    # The run's own weights come from the checkpoint: build the bare architecture.
+    config = run.config.copy_with({"model.weights": "none"}).with_base_dir(base)
+    state = load(checkpoint, map_location="cpu")
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    model.eval()
+    iteration = state.get("iteration")
+    dataset = build_dataset(config, "val", train=False)
+    names = list(config.data.classes)
+    thresh = _score_thresh(run)
+    out: list[PreviewImage] = []
+    for index in range(len(dataset)):
+        if len(out) >= limit:
+            break
+        try:
+            if len(dataset.raw_target(index)["boxes"]) == 0:
+                continue
+            image, target = dataset[index]
+        except Exception:  # noqa: BLE001 - an unreadable image is skipped, the pre-flight reports it
+            continue
+        with torch.no_grad():
+            output = model([image])[0]
+        from PIL import Image
+
+        array = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        png, caption = draw_boxes(
+            picture, target["boxes"].tolist(), target["labels"].tolist(), output["boxes"].tolist(),
+            output["labels"].tolist(), output["scores"].tolist(), names, thresh,
+        )
+        caption += f"; predicted by checkpoints/{checkpoint.name} (iteration {iteration})"
+        out.append(PreviewImage(f"val image {index}: {dataset.image_path(index) or ''}", png, caption))
+    if not out:
+        return [], "no readable val image with objects"
+    return out, f"predicted by checkpoints/{checkpoint.name} (iteration {iteration}) on the first val images with objects"
+
+
+def preview_images(run: RunDir, limit: int = CHECKPOINT_PREVIEWS) -> tuple[list[PreviewImage], str]:
     """Up to ``limit`` drawn previews, and a sentence saying where they come from (or why none)."""
+    try:
+        images, why_not = _from_checkpoint(run, limit)
+    except Exception as error:  # noqa: BLE001 - a damaged checkpoint falls back to the saved previews
+        first = (str(error).splitlines() or [""])[0]
+        first = first if len(first) <= 120 else first[:119] + "…"  # torch's load errors run to pages
+        images, why_not = [], f"the checkpoint could not predict ({type(error).__name__}: {first})"
+    if images:
+        return images, why_not
     if run.previews:
         images = _from_engine_previews(run, limit)
         if images:
-            return images, "from previews/ (the engine's preview predictions)"
-    return _from_predictions(run, limit)
+            return images, f"from previews/ (the engine's preview predictions; {why_not})"
+    images, note = _from_predictions(run, limit)
+    return images, f"{note}; {why_not}"

@@ -74,15 +74,22 @@ def loads(line: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         if line.count(b"[") + line.count(b"{") > max_depth:
             return loads(bytes(line).decode("utf-8", errors="replace"), max_depth)
         try:
-            return json.loads(line)
+            # Decoded here rather than by json.loads (which sniffs the encoding of every
+            # line): a long run's report parses 100,000 lines. utf-8-sig drops a BOM as
+            # json.loads would.
+            line = bytes(line).decode("utf-8-sig")
         except UnicodeDecodeError:
             line = bytes(line).decode("utf-8", errors="replace")
     elif line.count("[") + line.count("{") > max_depth and depth(line) > max_depth:
         raise ValueError(f"nested deeper than {max_depth} levels")
     try:
-        return json.loads(line)
+        return _DECODE(line)
     except RecursionError:  # belt and braces: a smaller interpreter recursion limit
         raise ValueError("nested too deeply") from None
+
+
+_DECODE = json.JSONDecoder().decode
+"""``json.loads`` for a str without its per-call argument handling (the same decoder)."""
 
 
 def number(value: Any) -> float | None:
@@ -106,5 +113,7 @@ def number(value: Any) -> float | None:
 
 def finite(value: Any) -> float | None:
     """The value as a finite float, else None."""
+    if type(value) is float:  # the common case, 500,000 times in a long run's report
+        return value if value - value == 0.0 else None
     result = number(value)
     return result if result is not None and math.isfinite(result) else None

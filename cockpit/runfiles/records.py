@@ -88,6 +88,11 @@ def monotonic(rows: list[dict[str, Any]], *, keep_equal: bool = False) -> tuple[
     ``keep_equal``: two records at the same iteration both stay (evaluations: a
     scheduled one and one asked for by the user).
     """
+    iters = [row.get("iter") for row in rows]
+    if set(map(type, iters)) == {int} and all(
+        (a <= b if keep_equal else a < b) for a, b in zip(iters, iters[1:])
+    ):
+        return list(rows), 0  # nothing resumed (the common case): no per-record work
     kept: list[dict[str, Any]] = []
     dropped = 0
     for row in rows:

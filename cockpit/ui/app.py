@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from cockpit.config import LIVE_FIELDS, Config
@@ -54,10 +52,12 @@ from cockpit.engine.link import EngineLink
 from cockpit.ui.baseline import Baseline
 from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
-from cockpit.ui.modals import ConfirmScreen, ErrorScreen, HelpScreen, NaNScreen, SetLRScreen
+from cockpit.ui.keymap import RUN_ENDED, KeyMap
+from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
 from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
+from cockpit.ui.widgets.footer import CockpitFooter
 from cockpit.ui.widgets.labels_panel import LabelsPanel
 from cockpit.ui.widgets.loss_plot import LossPlot
 from cockpit.ui.widgets.memory_panel import MemoryPanel
@@ -81,16 +81,20 @@ PANES: tuple[tuple[str, str], ...] = (
 )
 
 
-class CockpitApp(BaselineMixin, App[None]):
+class CockpitApp(KeyMap, BaselineMixin, App[None]):
     """Status bar over six panes (losses, memory, checklist, preview, config, labels) and a footer."""
 
     CSS_PATH = "cockpit.tcss"
+    PANES = PANES
     TITLE = "cockpit"
     # Below 160 columns the panes are tabbed (one visible, 1-6 / tab to switch); from 160
     # they share a grid. The class lands on the screen, the layout lives in cockpit.tcss.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
 
+    # q and ? first: the footer pins them left so a narrow terminal never hides them.
     BINDINGS = [
+        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit (asks first)", id="quit"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key", id="help"),
         Binding("p,space", "toggle_pause", "Pause/Resume", tooltip="Pause or resume training", id="pause"),
         Binding("plus", "lr_up", "LR×2", key_display="+", tooltip="Multiply the LR by the factor", id="lr_up"),
         Binding("minus", "lr_down", "LR÷2", key_display="-", tooltip="Divide the LR by the factor", id="lr_down"),
@@ -107,9 +111,17 @@ class CockpitApp(BaselineMixin, App[None]):
             for i, (_, title) in enumerate(PANES, start=1)
         ),
         Binding("f", "maximize_pane", "Max", tooltip="Maximise the focused pane (again to restore)", id="maximize"),
-        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit", id="quit"),
-        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key", id="help"),
-        Binding("ctrl+q", "quit_cockpit", "Quit", show=False, priority=True),
+        Binding("N", "nan_recovery", "Recover", key_display="N",
+                tooltip="Choose a recovery for the non-finite loss: rewind and skip the batch, LR x0.1, or clip",
+                id="nan_recovery"),
+        Binding("R", "restart_run", "Restart", key_display="R",
+                tooltip="Restart with the edited config (after ctrl+s in the Config pane says 'needs restart')",
+                id="restart"),
+        # Not priority: while the Config pane is editing, its own ctrl+q (shown there) answers.
+        Binding("ctrl+q", "quit_cockpit", "Quit", show=False),
+        # Textual's ctrl+c only says how to quit; here it quits like q (asking first).
+        Binding("ctrl+c", "quit_cockpit", "Quit", show=False),
+        Binding("f1", "help", "Help", show=False),
     ]
 
     # Actions that only make sense while the main screen is showing.
@@ -117,8 +129,15 @@ class CockpitApp(BaselineMixin, App[None]):
         {
             "toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "report",
             "next_preview", "prev_preview", "next_pane", "previous_pane", "focus_pane",
-            "maximize_pane", "quit_cockpit", "help",
+            "maximize_pane", "quit_cockpit", "help", "restart_run", "nan_recovery",
         }
+    )
+    # Actions on printable keys: while the Config pane is editing, those keys type instead.
+    _TYPED_ACTIONS = _MAIN_ACTIONS - {"next_pane", "previous_pane"}
+    # Actions that send a command to the engine: gone from the footer once the run ended.
+    _ENGINE_ACTIONS = frozenset(
+        {"toggle_pause", "lr_up", "lr_down", "set_lr", "evaluate", "save", "next_preview", "prev_preview",
+         "nan_recovery"}
     )
 
     def __init__(
@@ -150,6 +169,7 @@ class CockpitApp(BaselineMixin, App[None]):
         self._last_plot = 0.0
         self._quitting = False
         self._active_pane = 0
+        self._ended = False
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -183,7 +203,7 @@ class CockpitApp(BaselineMixin, App[None]):
             yield self.checklist_panel
             yield self.memory_panel
             yield self.config_editor
-        yield Footer()
+        yield CockpitFooter(compact=True)
 
     def on_mount(self) -> None:
         self.preview_panel.show(None, self.model.class_name)
@@ -225,6 +245,9 @@ class CockpitApp(BaselineMixin, App[None]):
             more = f" (+{len(batch) - 1} more like it)" if len(batch) > 1 else ""
             severity = "error" if category == "oom_retry" else "warning"
             self.notify(f"{last.message}{more}", title=f"Warning (it {last.iter})", severity=severity, timeout=6)
+        if self.model.state.is_terminal != self._ended:
+            self._ended = self.model.state.is_terminal
+            self.refresh_bindings()  # the engine keys leave the footer once the run ended
         self._schedule_flush()
 
     def _react(self, event: Event) -> None:
@@ -234,12 +257,14 @@ class CockpitApp(BaselineMixin, App[None]):
         elif isinstance(event, RunError):
             if event.fatal:
                 self._show_error("The run failed", event.summary, event.traceback,
-                                 "The cockpit stays open: inspect the panes, edit the config, restart.")
+                                 "The cockpit stays open: inspect the panes; edit the config (5, enter), "
+                                 "apply it (ctrl+s), then R restarts.")
             elif event.cause is FaultCause.NONFINITE or self.model.checklist.get("nonfinite_loss").flagged:
                 self._offer_recovery(event)
             else:
                 self._show_error("The run paused on an error", event.summary, event.traceback,
-                                 "The engine paused itself: p resumes, or fix the config and restart.")
+                                 "The engine paused itself: p resumes; or edit the config (5, enter), "
+                                 "apply it (ctrl+s), and R restarts.")
         elif isinstance(event, RunFinished):
             if event.outcome is Outcome.FAILED:
                 self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
@@ -247,7 +272,8 @@ class CockpitApp(BaselineMixin, App[None]):
                 words = event.outcome.value
                 self.notify(f"Run {words} at iteration {event.iter}. q quits.", title=f"Run {words}", timeout=8)
         elif isinstance(event, CheckpointSaved):
-            self.notify(f"{event.path}", title=f"Checkpoint saved (it {event.iter})", timeout=4)
+            # Routine: the status bar says "saved it N"; a toast would cover the panes every epoch.
+            self.log.info(f"checkpoint saved at iteration {event.iter}: {event.path}")
         elif isinstance(event, CommandAck) and not event.ok:
             self.notify(event.message or "refused", title=f"{event.command}: not applied", severity="warning")
         elif isinstance(event, LRChanged) and LRSource(event.source) is not LRSource.SCHEDULE:
@@ -306,6 +332,8 @@ class CockpitApp(BaselineMixin, App[None]):
                 self.memory_panel.show_state(self.model)
             if CHECKLIST in dirty:
                 self.checklist_panel.show_state(self.model)
+            elif STATUS in dirty:
+                self.checklist_panel.show_iteration(self.model.iter)
             if PREVIEW in dirty:
                 self.preview_panel.show(self.model.preview, self.model.class_name, self.model.overlay)
 
@@ -313,25 +341,9 @@ class CockpitApp(BaselineMixin, App[None]):
     def send(self, command: Command) -> bool:
         """Send ``command`` unless the run is over (then say so)."""
         if self.model.state.is_terminal:
-            self.notify("The run has ended; restart it from the Config pane.", title=f"{command.name}: not sent",
-                        severity="warning")
+            self.notify(RUN_ENDED, title=f"{command.name}: not sent", severity="warning")
             return False
         self.link.send(command)
-        return True
-
-    @classmethod
-    def key_bindings(cls) -> list[Binding]:
-        """The app's bindings, a subclass's replacing a base's on the same key (as Textual merges them)."""
-        merged: dict[str, Binding] = {}
-        for base in reversed(cls.__mro__):
-            for binding in base.__dict__.get("BINDINGS", []):
-                if isinstance(binding, Binding):
-                    merged[binding.key] = binding
-        return list(merged.values())
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self._MAIN_ACTIONS and isinstance(self.screen, ModalScreen):
-            return False
         return True
 
     def action_toggle_pause(self) -> None:
@@ -368,16 +380,6 @@ class CockpitApp(BaselineMixin, App[None]):
     def action_prev_preview(self) -> None:
         # The engine takes the index modulo the val set, so -1 wraps to the last image.
         self.send(RequestPreview(self._preview_index() - 1))
-
-    def action_help(self) -> None:
-        names = {"plus": "+", "minus": "-", "question_mark": "?"}
-        keys = [
-            (" / ".join(names.get(k, k) for k in binding.key.split(",")), binding.tooltip or binding.description)
-            for binding in self.key_bindings()
-            if not binding.key.isdigit() and binding.key != "ctrl+q"
-        ]
-        keys.insert(-3, ("1 … 6", "jump to Losses, Memory, Checklist, Preview, Config, Labels"))
-        self.push_screen(HelpScreen(keys))
 
     # -- panes --------------------------------------------------------------------------
     def pane(self, index: int) -> Widget:
@@ -447,9 +449,13 @@ class CockpitApp(BaselineMixin, App[None]):
             if command is not None:
                 self.send(command)
             else:
-                self.notify("Still paused. p resumes; the Checklist pane offers the recoveries.", timeout=5)
+                self.notify("Still paused. p resumes; N offers the recoveries again.", timeout=5)
 
         self.push_screen(NaNScreen(error.summary, evidence, fix), chosen)
+
+    def action_nan_recovery(self) -> None:
+        error = self.model.last_error or RunError(summary="The loss became non-finite.", traceback="", fatal=False)
+        self._offer_recovery(error)
 
     def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, summary, traceback, hint))
@@ -484,6 +490,9 @@ class CockpitApp(BaselineMixin, App[None]):
         if self.send(ApplyPatch(dict(message.changes))):
             self.config = self.config.copy_with(message.changes)
 
+    def action_restart_run(self) -> None:
+        self.config_editor.action_restart()
+
     @on(ConfigEditor.RestartRequested)
     def _restart_requested(self, message: ConfigEditor.RestartRequested) -> None:
         if self.engine_factory is None:
@@ -491,20 +500,25 @@ class CockpitApp(BaselineMixin, App[None]):
                         title="Restart not available", severity="warning")
             return
         config = message.config
+        ended = self.model.state.is_terminal
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.notify("Stopping this run (saving a checkpoint)…", title="Restarting", timeout=4)
+                if not ended:
+                    self.notify("Stopping this run (saving a checkpoint)…", title="Restarting", timeout=4)
                 self._restart(config)
 
-        self.push_screen(
-            ConfirmScreen(
-                "Restart with the edited config?",
-                "This run stops at the next iteration boundary and saves a checkpoint; a new run "
-                "starts from that checkpoint with the edited config.",
-            ),
-            confirmed,
-        )
+        self.push_screen(ConfirmScreen("Restart with the edited config?", self._restart_detail(ended)), confirmed)
+
+    def _restart_detail(self, ended: bool) -> str:
+        """What a restart will do, true for a running run and for one that has ended."""
+        if not ended:
+            return ("This run stops at the next iteration boundary and saves a checkpoint; a new run "
+                    "starts from that checkpoint with the edited config.")
+        checkpoint = self.bridge.last_checkpoint if self.bridge is not None else None
+        if checkpoint is None:
+            return "This run has ended without a checkpoint; a new run starts from scratch with the edited config."
+        return f"This run has ended; a new run starts from its last checkpoint ({checkpoint}) with the edited config."
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="restart")
     def _restart(self, config: Config) -> None:
@@ -604,23 +618,6 @@ class CockpitApp(BaselineMixin, App[None]):
             self.exit()
             return
         self._show_error(f"{worker.name or 'background task'} failed", f"{type(error).__name__}: {error}", text)
-
-    # -- command palette ----------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for binding in self.key_bindings():
-            if binding.key in ("ctrl+q",) or binding.action.startswith("focus_pane"):
-                continue
-            key = binding.key_display or binding.key.split(",")[0]
-            yield SystemCommand(
-                f"{binding.description} ({key})",
-                binding.tooltip or binding.description,
-                lambda action=binding.action: self.run_action(action),
-            )
-        for number, (_, title) in enumerate(PANES, start=1):
-            yield SystemCommand(f"Go to {title} ({number})", f"Focus the {title} pane",
-                                lambda n=number: self.action_focus_pane(n))
-
 
 def create_app(
     link: EngineLink,

@@ -42,10 +42,12 @@ class AttachedCockpitApp(CockpitApp):
             self.sub_title = f"{run} (attached)"
             self.notify("q detaches (the run goes on); X stops the run.", title=f"Attached to {run}", timeout=5)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop_run" and self.link.read_only:
-            return False  # nothing to stop: hidden from the footer
-        return super().check_action(action, parameters)
+    def unavailable(self, action: str) -> str | None:
+        if self.link.read_only and (action == "stop_run" or action in self._ENGINE_ACTIONS):
+            return f"this cockpit is read-only: {self.link.read_only_reason}"  # hidden from the footer
+        if action == "restart_run":
+            return "an attached cockpit cannot restart the run; stop it (X) and run it again from the shell"
+        return super().unavailable(action)
 
     def send(self, command: Command) -> bool:
         if self.link.read_only:

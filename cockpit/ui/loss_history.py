@@ -11,19 +11,15 @@ import math
 from collections import deque
 from typing import Any, Iterable
 
+from cockpit.loss_names import SHORT_NAMES as _SHORT_NAMES
 from cockpit.ui.decimation import DecimatedSeries, bucket_points, buckets_of
 
 TERMS: tuple[str, ...] = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 """The four Faster R-CNN loss terms, in the order torchvision returns them."""
 TOTAL = "loss"
 SERIES: tuple[str, ...] = TERMS + (TOTAL,)
-SHORT_NAMES: dict[str, str] = {
-    "loss_classifier": "cls",
-    "loss_box_reg": "box",
-    "loss_objectness": "obj",
-    "loss_rpn_box_reg": "rpn",
-    "loss": "total",
-}
+SHORT_NAMES = _SHORT_NAMES
+"""Short labels of the series (``cockpit.loss_names``: rpn_obj / rpn_box, never a bare rpn)."""
 
 SMOOTHING: tuple[float, ...] = (0.0, 0.6, 0.9, 0.98)
 """EMA factors the plot cycles through; 0 = raw (min/max envelope)."""

@@ -31,6 +31,7 @@ from cockpit.engine.events import (
     LRChanged,
     Outcome,
     PreviewReady,
+    Progress,
     RunError,
     RunFinished,
     RunStarted,
@@ -110,9 +111,12 @@ class CockpitState:
         self.checklist = Checklist()
         self.preview: PreviewReady | None = None
         self.last_checkpoint: str | None = None
+        self.last_checkpoint_iter: int | None = None
         self.last_error: RunError | None = None
         self.outcome: Outcome | None = None
         self.warnings: deque[RunWarning] = deque(maxlen=50)
+        self.progress: Progress | None = None
+        """The long wait under way (an evaluation...), shown in the status bar; None when none."""
 
     # -- derived -----------------------------------------------------------------------
     @property
@@ -223,12 +227,17 @@ class CockpitState:
         self._rate_ref = None
         return {STATUS}
 
+    def _on_Progress(self, event: Progress) -> set[str]:
+        self.progress = None if event.finished else event
+        return {STATUS}
+
     def _on_LRChanged(self, event: LRChanged) -> set[str]:
         self.lr = event.lr
         return {STATUS}
 
     def _on_CheckpointSaved(self, event: CheckpointSaved) -> set[str]:
         self.last_checkpoint = event.path
+        self.last_checkpoint_iter = event.iter
         return {STATUS}
 
     def _on_CommandAck(self, event: CommandAck) -> set[str]:

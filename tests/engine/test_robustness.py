@@ -16,6 +16,7 @@ from cockpit.engine import rundir
 from cockpit.engine.builtin_hooks import EvalProbeHook
 from cockpit.engine.events import CheckpointSaved, EvalResult, RunFinished, RunWarning
 from cockpit.engine.hooks import Hook
+from cockpit.engine.preview import first_with_objects
 from cockpit.engine.trainer import Trainer
 from support import SAMPLE, Recorder
 
@@ -45,7 +46,9 @@ def test_val_image_deleted_mid_run_still_ends_with_last_pt(tmp_path):
     class DeleteValImage(Hook):
         def after_step(self, trainer, outcome):
             if outcome.iter == 1:
-                self.path = trainer.val_set.image_path(0)
+                # The image the preview shows (the first val image with objects), which the
+                # probe also pins.
+                self.path = trainer.val_set.image_path(first_with_objects(trainer.val_set))
                 os.unlink(self.path)
 
     deleter = DeleteValImage()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from cockpit.cli import detach_message
 from cockpit.config import load_config
 from cockpit.engine.commands import Pause
 from cockpit.engine.events import RunState
@@ -40,7 +41,8 @@ async def test_attached_cockpit_detaches_on_q_and_stops_the_run_on_confirmed_x(d
         await wait_until(pilot, lambda: app.model.state is RunState.PAUSED)
         await pilot.press("q")  # no question asked: detaching changes nothing for the run
         await wait_until(pilot, lambda: not link.connected)
-    assert runs.pid_alive(run.pid) and runs.inspect(run.run_dir).state == "running"
+    assert runs.pid_alive(run.pid) and runs.inspect(run.run_dir).state == "paused"
+    assert "stays paused" in detach_message(run.run_dir, app.model.state.value)
 
     link = RemoteLink(run.run_dir)
     app = create_attached_app(link, config, redraw_interval=0)
@@ -58,10 +60,10 @@ async def test_attached_cockpit_detaches_on_q_and_stops_the_run_on_confirmed_x(d
         await pilot.press("q")
         await wait_until(pilot, lambda: not link.connected)
     assert (run.run_dir / "checkpoints" / "last.pt").is_file()
-    assert runs.inspect(run.run_dir).state == "finished"
+    assert runs.inspect(run.run_dir).state == "stopped"  # by the user, before the end
 
     link = RemoteLink(run.run_dir)
-    assert link.read_only and "finished" in link.read_only_reason
+    assert link.read_only and "stopped" in link.read_only_reason
     app = create_attached_app(link, config, redraw_interval=0)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: app.model.state.is_terminal)

@@ -47,7 +47,7 @@ def test_detach_attach_pause_quit_stays_paused_attach_resume_finishes(detach):
     time.sleep(2)
     steps_now = [e.iter for e in read_events(run.run_dir / "events.jsonl") if isinstance(e, StepMetrics)]
     assert steps_now == steps_then, "no iteration runs while paused, attached or not"
-    assert runs.inspect(run.run_dir).state == "running"
+    assert runs.inspect(run.run_dir).state == "paused"  # what `cockpit ls` shows
 
     link, seen = attach(run.run_dir)
     wait_for(lambda: link.state is RunState.PAUSED, timeout=30)  # the replayed history says so

@@ -23,13 +23,17 @@ def kill_started(out: str) -> None:
 
 
 def test_a_run_that_dies_before_training_is_reported_failed_with_its_reason(tmp_path, capsys):
+    # A file that exists but cannot be parsed: a missing one is refused before spawning
+    # (one line, exit 1: `cockpit run` checks the data paths even under --no-check).
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [')
     code = main(["run", str(SAMPLE / "shapes.toml"), "--detach", "--no-check", *BASE,
-                 "--set", f"run.output_dir='{tmp_path}'", "--set", f"data.train='{tmp_path / 'gone.json'}'"])
+                 "--set", f"run.output_dir='{tmp_path}'", "--set", f"data.train='{bad}'"])
     captured = capsys.readouterr()
     kill_started(captured.out)
     err = captured.err.strip().splitlines()
     assert code == 1 and len(err) == 1, captured
-    assert "the run failed before training" in err[0] and "gone.json" in err[0]
+    assert "the run failed before training" in err[0] and "bad.json" in err[0]
     assert "attach:" not in captured.out
 
 

@@ -109,6 +109,46 @@ def test_a_long_run_dir_gets_a_short_private_socket_path(tmp_path):
     assert runs.socket_path_for(short) == short.resolve() / runs.CONTROL_DIR / runs.SOCKET_NAME
 
 
+def test_paused_and_stopped_runs_are_shown_as_such(tmp_path):
+    out = tmp_path / "runs"
+    paused = StateChanged(state=RunState.PAUSED, previous=RunState.RUNNING, reason="user", iter=20)
+    resumed = StateChanged(state=RunState.RUNNING, previous=RunState.PAUSED, reason="user", iter=20)
+    make_run(out, "paused", [STARTED, paused], pid=os.getpid())
+    make_run(out, "resumed", [STARTED, paused, resumed], pid=os.getpid())
+    make_run(out, "stopped", [STARTED, RunFinished(state=RunState.FINISHED, iter=30, epoch=1, outcome="stopped")])
+    make_run(out, "paused-then-killed", [STARTED, paused], pid=dead_pid())
+    states = {run.run_dir.name: run for run in runs.find_runs(out)}
+    assert {name: run.state for name, run in states.items()} == {
+        "paused": "paused", "resumed": "running", "stopped": "stopped", "paused-then-killed": "stale",
+    }
+    assert states["paused"].attachable  # a paused run is alive: attach can resume it
+    assert "paused" in runs.format_table([states["paused"]]).splitlines()[1]
+
+
+def test_ls_finds_runs_in_the_output_dirs_runs_were_started_in(tmp_path, monkeypatch, runtime_dir):
+    elsewhere = tmp_path / "project" / "sample_data" / "runs"
+    run = make_run(elsewhere, "shapes-1", [STARTED, EVAL], pid=dead_pid())
+    monkeypatch.chdir(tmp_path)
+    assert runs.default_runs() == []  # nothing under ./runs, and nothing remembered yet
+    runs.remember_output_dir(run)
+    runs.remember_output_dir(run)  # remembered once
+    assert [r.run_dir.resolve() for r in runs.default_runs()] == [run.resolve()]
+    assert runs.remembered_output_dirs() == [elsewhere.resolve()]
+
+
+def test_the_output_dir_list_forgets_folders_that_are_gone(tmp_path, runtime_dir):
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    for folder in (kept, gone):
+        make_run(folder, "r", [STARTED], pid=dead_pid())
+        runs.remember_output_dir(folder / "r")
+    import shutil
+
+    shutil.rmtree(gone)
+    runs.remember_output_dir(kept / "r")
+    lines = (runtime_dir / "cockpit" / "runs" / runs.OUTPUT_DIRS_FILE).read_text().splitlines()
+    assert lines == [str(kept.resolve())]
+
+
 def test_malformed_and_deep_lines_are_skipped_and_counted(tmp_path):
     run = make_run(tmp_path, "r", [STARTED, EVAL], pid=dead_pid())
     with open(run / EVENTS, "a") as handle:

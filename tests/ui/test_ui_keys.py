@@ -253,12 +253,16 @@ async def test_escape_leaves_the_editor_so_keys_work_again(make_app):
     app, fake = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await pilot.press("5", "escape")
-        assert app.focused.id == "config-apply"
+        await pilot.press("5", "enter", "e")
+        assert app.config_editor.editing
+        assert app.query_one("#config-text").text.startswith("e")  # editing: e types
+        await pilot.press("escape")
+        assert not app.config_editor.editing and app.focused.id == "config-text"
         fake.respond = False
+        fake.commands.clear()
         await pilot.press("e")
         assert fake.commands == [EvaluateNow()]
-        assert "e" not in app.query_one("#config-text").text.splitlines()[0]
+        assert app.query_one("#config-text").text.startswith("e[run]")  # nothing more typed
 
 
 async def test_command_palette_runs_an_action_by_name(make_app):

@@ -124,6 +124,16 @@ def test_run_threads_is_auto_or_a_positive_whole_number():
             Config.model_validate({"run": {"threads": bad}})
 
 
+def test_a_bad_set_value_is_reported_as_coming_from_set(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[optim]\nlr = 0.01\n", overrides=["optim.lr=abc"])
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("--set optim.lr=abc: optim.lr:") and "line" not in line
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, "[optim]\nlr = 0.01\n", overrides=["optim.lrr=1"])
+    assert str(caught.value).startswith("--set optim.lrr=1: optim.lrr: unknown key (did you mean 'lr'?)")
+
+
 def test_loss_and_sampler_defaults_are_torchvisions(tmp_path):
     config = load_text(tmp_path, "")
     assert (config.loss.box, config.loss.box_beta, config.loss.classifier) == ("smooth_l1", 1 / 9, "ce")

@@ -172,3 +172,32 @@ def test_resume_command_quotes_paths(tmp_path: Path) -> None:
     run_dir.mkdir(parents=True)
     command = an.resume_command(read_run_dir(run_dir))
     assert command == f"cockpit run '{run_dir}/config.toml' --resume '{run_dir}'"
+
+
+def _step_line(it: int) -> str:
+    from cockpit.runfiles.codec import dumps
+
+    step = StepMetrics(iter=it, epoch=0, lr=0.01, losses={"loss_classifier": 0.5}, loss=0.5, iter_time=0.2, time=1000.0 + it)
+    return dumps(step.to_dict()) + "\n"
+
+
+def test_skimmed_step_events_keep_time_and_iter_and_damage_is_still_counted(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    torn = _step_line(2)[:40] + "\n"  # cut off, then the writer carried on on the next line
+    path.write_text(_step_line(1) + torn + _step_line(3))
+    skimmed = read_jsonl(path, skim=("step",))
+    assert skimmed.records == [{"kind": "step", "time": 1001.0, "iter": 1}, {"kind": "step", "time": 1003.0, "iter": 3}]
+    assert skimmed.bad_lines == [2] == read_jsonl(path).bad_lines
+    full = read_jsonl(path).records
+    assert [(r["kind"], r["time"], r["iter"]) for r in full] == [(r["kind"], r["time"], r["iter"]) for r in skimmed.records]
+
+
+def test_columns_match_the_record_by_record_series(tmp_path: Path) -> None:
+    run = read_run_dir(make_finished_run(tmp_path))
+    xs, ys = run.series("loss")
+    assert xs == [float(r["iter"]) for r in run.train] and ys == [r["loss"] for r in run.train]
+    # Odd values (a NaN string, a quoted number, a missing value, a bool) take the general path.
+    run.train = [{"iter": 1, "loss": "nan"}, {"iter": 2, "loss": "0.5"}, {"iter": 3}, {"iter": 4, "loss": True},
+                 {"iter": "5", "loss": 0.25}]
+    xs, ys = run.series("loss")
+    assert xs == [1.0, 2.0, 5.0] and ys[1:] == [0.5, 0.25] and ys[0] != ys[0]

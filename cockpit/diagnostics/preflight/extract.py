@@ -26,6 +26,8 @@ from cockpit.diagnostics.preflight.arrays import (
     dtype_name,
     to_numpy,
 )
+from cockpit.engine.events import ProgressTask
+from cockpit.progress import ProgressMeter, ProgressSink
 
 
 def _category_names(dataset: Any) -> list[str] | None:
@@ -188,17 +190,20 @@ def extract_targets(dataset: Any) -> TargetArrays:
     return arrays
 
 
-def read_image_headers(arrays: TargetArrays) -> None:
+def read_image_headers(arrays: TargetArrays, progress: ProgressSink | None = None, split: str = "") -> None:
     """Open every image file for its header only (PIL reads a few bytes, no decode);
-    fills ``file_status``, ``file_errors``, ``header_sizes`` and unknown widths/heights."""
+    fills ``file_status``, ``file_errors``, ``header_sizes`` and unknown widths/heights.
+    ``progress`` hears how many headers are read (the one per-image loop of the check)."""
     from PIL import Image
 
     n = arrays.num_images
+    meter = ProgressMeter(ProgressTask.PREFLIGHT, n, progress, detail=f"{split} images".strip())
     status = np.zeros(n, dtype=np.int8)
     sizes = np.full((n, 2), np.nan)
     errors: dict[int, str] = {}
     for row, path in enumerate(arrays.paths):
         if not path:
+            meter.advance()
             continue
         try:
             with Image.open(path) as im:
@@ -210,6 +215,8 @@ def read_image_headers(arrays: TargetArrays) -> None:
         except Exception as exc:  # PIL.UnidentifiedImageError, truncated header, permission
             status[row] = FILE_UNREADABLE
             errors[row] = f"{type(exc).__name__}: {exc}"
+        meter.advance()
+    meter.finish()
     arrays.file_status = status
     arrays.file_errors = errors
     arrays.header_sizes = sizes

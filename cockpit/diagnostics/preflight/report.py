@@ -29,7 +29,9 @@ from cockpit.diagnostics.preflight.extract import (
     sample_images,
     spread_indices,
 )
+from cockpit.diagnostics.preflight.sources import open_split
 from cockpit.diagnostics.verdicts import flagged, jsonable, ok
+from cockpit.progress import ProgressSink
 from cockpit.engine.events import Severity
 
 
@@ -118,13 +120,14 @@ def scan_split(
     check_files: bool = True,
     decode_samples: int = 4,
     size_decode_limit: int = 200,
+    progress: ProgressSink | None = None,
 ) -> SplitScan:
     """Extract ``dataset``'s targets (headers only), decode ``decode_samples`` samples
-    through the pipeline, and run every check."""
+    through the pipeline, and run every check; ``progress`` hears the header reads."""
     started = time.perf_counter()
     arrays = extract_targets(dataset)
     if check_files:
-        read_image_headers(arrays)
+        read_image_headers(arrays, progress, split)
     if size_decode_limit and np.any(~np.isfinite(arrays.widths)):
         fill_sizes_by_decoding(dataset, arrays, size_decode_limit)
     picks = spread_indices(arrays.num_images, decode_samples)
@@ -223,8 +226,10 @@ def run_preflight(
     splits: Sequence[str] = ("train", "val"),
     check_files: bool = True,
     decode_samples: int = 4,
+    progress: ProgressSink | None = None,
 ) -> PreflightReport:
-    """Build each configured split with the eval transform and scan it.
+    """Open each configured split (:func:`.sources.open_split`: for ``coco`` without
+    torch) and scan it; ``progress`` hears how far each long step has come.
 
     A split whose dataset cannot be opened becomes a ``dataset_load`` error verdict
     (the other split is still scanned); an unset ``data.val`` is skipped.
@@ -241,7 +246,9 @@ def run_preflight(
 
     def work() -> None:
         try:
-            outcome["report"] = _run_preflight(config, splits=splits, check_files=check_files, decode_samples=decode_samples)
+            outcome["report"] = _run_preflight(
+                config, splits=splits, check_files=check_files, decode_samples=decode_samples, progress=progress
+            )
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
             outcome["error"] = error
 
@@ -253,9 +260,9 @@ def run_preflight(
     return outcome["report"]
 
 
-def _run_preflight(config: Any, *, splits: Sequence[str], check_files: bool, decode_samples: int) -> PreflightReport:
-    from cockpit.data.loader import build_dataset  # lazy: pulls in torch/torchvision
-
+def _run_preflight(
+    config: Any, *, splits: Sequence[str], check_files: bool, decode_samples: int, progress: ProgressSink | None
+) -> PreflightReport:
     started = time.perf_counter()
     spec = anchor_spec(config)
     report = PreflightReport(
@@ -272,7 +279,7 @@ def _run_preflight(config: Any, *, splits: Sequence[str], check_files: bool, dec
         if split != "train" and not getattr(config.data, split, ""):
             continue
         try:
-            dataset = build_dataset(config, split, train=False)
+            dataset = open_split(config, split, progress)
         except Exception as exc:  # DatasetError above all, but a user module may raise anything
             report.splits[split] = _load_failure(split, exc)
             continue
@@ -284,6 +291,7 @@ def _run_preflight(config: Any, *, splits: Sequence[str], check_files: bool, dec
             anchors=spec,
             check_files=check_files,
             decode_samples=decode_samples,
+            progress=progress,
         )
     report.seconds = time.perf_counter() - started
     return report

@@ -56,13 +56,24 @@ def row_prompt(row: ChecklistRow, width: int) -> Content:
     return Content.assemble((text, style), (title, title_style), "  ", (evidence, "$text-muted"))
 
 
-def row_details(row: ChecklistRow) -> Content:
+def row_details(row: ChecklistRow, current_iter: int = 0) -> Content:
+    """The highlighted row in full. ``current_iter``: where the run is now.
+
+    A live rule reports when its verdict changes, so an OK row's evidence is as of the
+    iteration it turned OK; the text says so, and that nothing was flagged since."""
     state = (row.state.value, _BADGES[row.state][1] if not row.flagged else _flag_style(row))
     severity = f" ({row.severity.value})" if row.flagged and row.severity else ""
+    live_ok = row.state is CheckState.OK and row.stage != "preflight" and row.iter
+    when = f"  since it {row.iter}" if live_ok else f"  at it {row.iter}" if row.iter else ""
+    evidence = row.evidence or "—"
+    if live_ok:
+        evidence += f" (at it {row.iter})"
     lines = [
-        Content.assemble((row.title, "bold"), "  ", state, severity, f"  at it {row.iter}" if row.iter else ""),
-        Content.assemble(("evidence  ", "$text-muted"), row.evidence or "—"),
+        Content.assemble((row.title, "bold"), "  ", state, severity, when),
+        Content.assemble(("evidence  ", "$text-muted"), evidence),
     ]
+    if live_ok and current_iter > row.iter:
+        lines.append(Content.styled(f"Still OK at it {current_iter}: no flag raised since it {row.iter}.", "$text-muted"))
     if row.flagged:
         lines.append(Content.assemble(("cause     ", "$text-muted"), row.likely_cause or "—"))
         lines.append(Content.assemble(("fix       ", "$text-warning"), row.fix or "—"))
@@ -96,6 +107,7 @@ class ChecklistPanel(Vertical, can_focus=False):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._rows: list[ChecklistRow] = []
+        self._iter = 0
         self._picked: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -109,6 +121,7 @@ class ChecklistPanel(Vertical, can_focus=False):
         self.border_title = "3 Checklist"
 
     def show_state(self, state: CockpitState) -> None:
+        self._iter = state.iter
         # Flagged rows first (worst first), then the rest in catalog order.
         self._rows = state.checklist.flagged() + [row for row in state.checklist.rows() if not row.flagged]
         option_list = self.query_one(OptionList)
@@ -122,6 +135,12 @@ class ChecklistPanel(Vertical, can_focus=False):
         self.set_class(nonfinite.flagged, "-nan-flagged")
         self.set_class(bool(state.flagged_rows), "-flagged")
         self._show_details()
+
+    def show_iteration(self, iteration: int) -> None:
+        """The run moved on: keep the details' "still OK at it N" current (one Static update)."""
+        if iteration != self._iter:
+            self._iter = iteration
+            self._show_details()
 
     def on_resize(self) -> None:
         # The list's own size settles after ours: re-fit the rows once it has.
@@ -145,7 +164,7 @@ class ChecklistPanel(Vertical, can_focus=False):
         if index is None or not (0 <= index < len(self._rows)):
             details.content = ""
             return
-        details.content = row_details(self._rows[index])
+        details.content = row_details(self._rows[index], self._iter)
 
     @on(Button.Pressed, ".recoveries Button")
     def _recovery(self, event: Button.Pressed) -> None:

@@ -1,5 +1,10 @@
 """The config pane: the run's TOML in an editor; Apply validates, patches or asks to restart.
 
+Keyboard model: the buffer is read-only until ``enter`` (or ``i``) starts editing, and
+``esc`` (or leaving the pane) stops it. While not editing, the cockpit's own keys (1-5,
++/-, p, ...) work in this pane as everywhere; while editing, printable keys type and the
+footer shows only what still works (ctrl+s, esc, ctrl+q, f1).
+
 Apply parses the buffer with the same loader as ``cockpit run`` (``load_config_text``).
 A bad buffer lists every problem with its line and moves the cursor there; the running
 config is untouched and nothing is sent. A good one is compared with the running config
@@ -31,6 +36,12 @@ def flat_fields(config: Config) -> dict[str, Any]:
     }
 
 
+BROWSING_HINT = (
+    "enter edits the TOML, ctrl+s applies it: live-safe fields apply at once, others need "
+    "a restart (R). The cockpit keys work here until you press enter."
+)
+
+
 def config_changes(running: Config, edited: Config) -> dict[str, Any]:
     """Dotted fields whose value differs, with the edited value."""
     before, after = flat_fields(running), flat_fields(edited)
@@ -38,12 +49,17 @@ def config_changes(running: Config, edited: Config) -> dict[str, Any]:
 
 
 class ConfigEditor(Vertical):
-    """TOML editor with Apply (ctrl+s), Revert and Restart-with-this-config."""
+    """TOML editor with Apply (ctrl+s), Revert and Restart-with-this-config (R, from the app)."""
 
     ALLOW_MAXIMIZE = True
     BINDINGS = [
-        Binding("ctrl+s", "apply", "Apply config", tooltip="Validate the edited TOML and apply it", priority=True),
-        Binding("escape", "leave_editor", "Leave editor", tooltip="Leave the editor: the cockpit keys work again"),
+        Binding("enter,i", "start_editing", "Edit", tooltip="Edit the TOML (esc stops editing)", id="config_edit"),
+        Binding("escape", "stop_editing", "Stop editing", tooltip="Stop editing: the cockpit keys work again", id="config_stop"),
+        Binding("ctrl+s", "apply", "Apply", tooltip="Validate the edited TOML and apply it", priority=True, id="config_apply"),
+        Binding("ctrl+r", "revert", "Revert", tooltip="Put the running config back in the editor", id="config_revert"),
+        # While editing, q and ? type; these say how to quit and get help meanwhile.
+        Binding("ctrl+q", "quit_from_editor", "Quit", tooltip="Quit (asks first)", id="config_quit"),
+        Binding("f1", "help_from_editor", "Help", tooltip="Show every key", id="config_help"),
     ]
     DEFAULT_CSS = """
     ConfigEditor > TextArea, ConfigEditor > TextArea:focus { height: 1fr; min-height: 3; border: none; padding: 0; }
@@ -81,21 +97,67 @@ class ConfigEditor(Vertical):
     def compose(self) -> ComposeResult:
         # The "css" theme follows the app theme, so the editor reads on light terminals too.
         editor = TextArea.code_editor(
-            self._initial_text, language="toml", theme="css", tab_behavior="focus", id="config-text"
+            self._initial_text, language="toml", theme="css", tab_behavior="focus", id="config-text",
+            read_only=True,
         )
         yield editor
         yield Static(classes="problems")
         with Horizontal(classes="buttons"):
             yield Button("Apply ^s", id="config-apply", variant="primary", compact=True)
-            yield Button("Revert", id="config-revert", compact=True)
-            yield Button("Restart with this config", id="config-restart", variant="warning", compact=True)
+            yield Button("Revert ^r", id="config-revert", compact=True)
+            yield Button("Restart with this config (R)", id="config-restart", variant="warning", compact=True)
 
     def on_mount(self) -> None:
         self.border_title = "5 Config"
-        self._say("Edit, then Apply (ctrl+s); esc leaves the editor. Live-safe fields apply at once, others need a restart.", "")
+        self._say(BROWSING_HINT, "")
 
-    def action_leave_editor(self) -> None:
-        self.query_one("#config-apply", Button).focus()
+    # -- editing mode -------------------------------------------------------------------
+    @property
+    def editing(self) -> bool:
+        """True while the buffer takes typed text (after enter / i, until esc)."""
+        return not self.query_one(TextArea).read_only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_editing":
+            return not self.editing
+        if action in ("stop_editing", "quit_from_editor", "help_from_editor"):
+            return self.editing
+        return True
+
+    def action_quit_from_editor(self) -> None:
+        self._stop_editing()
+        self.app.action_quit_cockpit()
+
+    def action_help_from_editor(self) -> None:
+        self._stop_editing()
+        self.app.action_help()
+
+    def action_start_editing(self) -> None:
+        editor = self.query_one(TextArea)
+        editor.read_only = False
+        editor.focus()
+        self.set_class(True, "-editing")
+        self._say("Editing: type freely; ctrl+s applies, esc stops editing (then the cockpit keys work again).", "")
+        self.refresh_bindings()
+        self.app.refresh_bindings()
+
+    def action_stop_editing(self) -> None:
+        self._stop_editing()
+        self._say(BROWSING_HINT, "")
+
+    def _stop_editing(self) -> None:
+        editor = self.query_one(TextArea)
+        if editor.read_only:
+            return
+        editor.read_only = True
+        self.set_class(False, "-editing")
+        self.refresh_bindings()
+        self.app.refresh_bindings()
+
+    def on_descendant_blur(self, event) -> None:
+        # Leaving the pane (tab, a pane key, a dialog) ends editing: keys are global again.
+        if isinstance(event.widget, TextArea):
+            self._stop_editing()
 
     @property
     def text(self) -> str:
@@ -110,6 +172,7 @@ class ConfigEditor(Vertical):
         self.pending_restart = None
         self.set_class(False, "-needs-restart")
         self.load_text(text if text is not None else dump_config(config))
+        self.app.refresh_bindings()
         self._say("Running this config.", "-ok")
 
     def follow_engine(self, config: Config) -> None:
@@ -148,9 +211,10 @@ class ConfigEditor(Vertical):
             )
             self._say(message, "-error")
             if lines:
+                # The cursor goes to the line, not a selection of it: the next key typed
+                # would replace the whole line.
                 editor = self.query_one(TextArea)
-                editor.cursor_location = (lines[0] - 1, 0)
-                editor.select_line(lines[0] - 1)
+                editor.move_cursor((lines[0] - 1, 0), center=True)
             return
         self.problems = []
         changes = config_changes(self.running, edited)
@@ -161,11 +225,12 @@ class ConfigEditor(Vertical):
             self.running = self.running.copy_with(live)
         self.pending_restart = edited if restart else None
         self.set_class(bool(restart), "-needs-restart")
+        self.app.refresh_bindings()  # R (restart) shows in the footer only with something to restart
         if restart:
             parts = [f"needs restart: {', '.join(restart)}"]
             if live:
                 parts.insert(0, f"applied live: {', '.join(sorted(live))}")
-            self._say("\n".join(parts) + "\n(Restart starts a new run from the last checkpoint.)", "-restart")
+            self._say("\n".join(parts) + "\n(R restarts: a new run from the last checkpoint with this config.)", "-restart")
         elif live:
             self._say(f"applied live: {', '.join(f'{k} = {v!r}' for k, v in sorted(live.items()))}", "-ok")
         else:
@@ -176,6 +241,7 @@ class ConfigEditor(Vertical):
         self.load_text(dump_config(self.running))
         self.pending_restart = None
         self.set_class(False, "-needs-restart")
+        self.app.refresh_bindings()
         self._say("Reverted to the running config.", "")
 
     @on(Button.Pressed, "#config-restart")

@@ -24,6 +24,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from cockpit.loss_names import loss_label
 from cockpit.ui.baseline import Baseline
 from cockpit.ui.braille_chart import Layer, Markers, fit_frame, place_markers, rasterise, render, x_range
 from cockpit.ui.loss_history import SERIES, SHORT_NAMES, SMOOTHING, TOTAL, WINDOWS, LossHistory
@@ -193,19 +194,21 @@ class LossPlot(Vertical, can_focus=True):
 
     # -- drawing ------------------------------------------------------------------------
     def legend(self) -> Content:
-        parts: list[Content] = []
-        latest = self.history.latest
-        for name in SERIES:
-            key = SERIES_KEYS[name]
-            value = latest.get(name)
-            number = "--" if value is None else _number(value)
-            if name in self.hidden:
-                parts.append(Content.styled(f"{key} ○ {SHORT_NAMES[name]}", "$text-muted strike"))
-            else:
-                kind = self.loss_kinds.get(name)
-                label = SHORT_NAMES[name] + (f"({kind})" if kind else "")
-                parts.append(Content.assemble((f"{key} ", "$text-muted"), ("● " + label, LEGEND_STYLES[name]), f" {number}"))
-        extras: list[Content] = []
+        """The four terms on one line; the total, AP50 and the plot options below.
+
+        torchvision's names when the four fit the pane on one line, their short forms when not."""
+        width = self.content_region.width if self.is_mounted else 0
+        terms = SERIES[:-1]
+        line, short = None, True
+        for short, gap in ((False, "  "), (False, " "), (True, "  ")):
+            line = Content(gap).join(self._legend_entry(name, short) for name in terms)
+            if width and line.cell_length <= width:
+                break
+        if width and line.cell_length > width:
+            # Too narrow even for the short forms: two terms a line, never an entry cut in two.
+            entries = [self._legend_entry(name, True) for name in terms]
+            line = Content("\n").join([Content("  ").join(entries[:2]), Content("  ").join(entries[2:])])
+        extras: list[Content] = [self._legend_entry(SERIES[-1], short)]
         if self.evals:
             extras.append(Content.assemble(("◆ AP50", AP_STYLE), f" {self.evals[-1][1]:.3f} (it {self.evals[-1][0]})"))
         if self.val_losses:
@@ -219,10 +222,26 @@ class LossPlot(Vertical, can_focus=True):
             f"w {f'last {self.window} it' if self.window else 'all'}",
             "$text-muted",
         ))
-        lines = [Content("  ").join(parts), Content("  ").join(extras)]
+        lines = [line, Content("  ").join(extras)]
         if self.baseline is not None:
             lines.append(self.baseline_legend())
         return Content("\n").join(lines)
+
+    def _legend_entry(self, name: str, short: bool) -> Content:
+        key, label = SERIES_KEYS[name], loss_label(name, short)
+        kind = self.loss_kinds.get(name)
+        label += f"({kind})" if kind else ""  # the loss chosen in [loss], when not torchvision's
+        # Short names get a colour dot to be seen; the long ones carry the colour themselves.
+        mark = "● " if short else ""
+        if name in self.hidden:
+            return Content.styled(f"{key} {'○ ' if short else ''}{label}", "$text-muted strike")
+        value = self.history.latest.get(name)
+        number = "--" if value is None else _number(value)
+        return Content.assemble((f"{key} ", "$text-muted"), (mark + label, LEGEND_STYLES[name]), f" {number}")
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self.query_one(".legend", Static).content = self.legend()
 
     def baseline_legend(self) -> Content:
         """``╌ vs NAME: total 0.412 (baseline 0.455 at it 1,200)`` for the first visible series."""

@@ -1,0 +1,95 @@
+"""The COCO annotation file without torch: loading it (pycocotools, errors made clear) and
+matching its categories to the config's classes.
+
+Kept apart from :mod:`cockpit.data.coco` (the training adapter, which needs torch) so
+``cockpit check`` can read a COCO file and its image headers without importing torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from cockpit.data.errors import DatasetError
+
+
+def load_coco(ann_file: str | Path, progress: Callable[[Any], None] | None = None):
+    """A pycocotools ``COCO`` for ``ann_file``, with its prints silenced and errors made clear.
+
+    The file is read in chunks so a large one reports how far it has come to ``progress``
+    (a :mod:`cockpit.progress` sink); parsing and indexing are pycocotools' own
+    (``COCO.__init__`` does the same: ``json.load``, a dict check, ``createIndex``).
+    """
+    from pycocotools.coco import COCO
+
+    ann_file = Path(ann_file)
+    if not ann_file.is_file():
+        raise DatasetError(f"COCO annotation file not found: {ann_file}")
+    try:
+        raw = _read_with_progress(ann_file, progress)
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO()
+            dataset = json.loads(raw)
+            assert isinstance(dataset, dict), f"annotation file format {type(dataset)} not supported"
+            coco.dataset = dataset
+            coco.createIndex()
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise DatasetError(f"{ann_file} is not valid JSON: {exc}") from exc
+    except (KeyError, TypeError, AssertionError) as exc:
+        raise DatasetError(f"{ann_file} is not a COCO annotation file ({type(exc).__name__}: {exc})") from exc
+    if "images" not in coco.dataset or "categories" not in coco.dataset:
+        raise DatasetError(f"{ann_file} is not a COCO annotation file: it needs 'images' and 'categories' lists")
+    return coco
+
+
+_CHUNK = 8 << 20
+
+
+def _read_with_progress(path: Path, progress: Callable[[Any], None] | None) -> bytes:
+    if progress is None:
+        return path.read_bytes()
+    from cockpit.engine.events import ProgressTask
+    from cockpit.progress import ProgressMeter
+
+    size = path.stat().st_size
+    meter = ProgressMeter(ProgressTask.ANNOTATIONS, size, progress, detail=f"bytes of {path.name}")
+    parts = []
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            parts.append(chunk)
+            meter.advance(len(chunk))
+    meter.finish()
+    return b"".join(parts)
+
+
+def map_categories(categories: list[dict[str, Any]], classes: list[str], source: str = "") -> dict[int, int]:
+    """Label (1..K, in ``classes`` order) -> COCO category id, matched by name.
+
+    Raises :class:`DatasetError` when names differ either way or repeat in the JSON.
+    """
+    by_name: dict[str, int] = {}
+    repeated = []
+    for cat in categories:
+        name = str(cat["name"])
+        if name in by_name:
+            repeated.append(name)
+        by_name[name] = int(cat["id"])
+    where = f" in {source}" if source else ""
+    if repeated:
+        raise DatasetError(f"category names repeat{where}: {', '.join(sorted(set(repeated)))}")
+    missing = [c for c in classes if c not in by_name]
+    extra = [n for n in by_name if n not in classes]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"not in the JSON: {', '.join(missing)}")
+        if extra:
+            parts.append(f"in the JSON but not in data.classes: {', '.join(extra)}")
+        raise DatasetError(
+            f"data.classes does not match the COCO categories{where} ({'; '.join(parts)}). "
+            f"The JSON's categories are: {', '.join(by_name) or '(none)'}"
+        )
+    return {label: by_name[name] for label, name in enumerate(classes, start=1)}
