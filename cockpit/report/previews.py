@@ -203,21 +203,13 @@ def _first_existing(paths: list[Path]) -> Path | None:
 
 
 def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]:
-    from PIL import Image, UnidentifiedImageError
-
+    """Previews drawn from the best evaluation's saved COCO results on the val images."""
     if not run.predictions:
         return [], "no previews/ and no predictions/ in the run directory"
     config = run.config
     if config is None or config.data.format != "coco" or not config.data.val:
         return [], "predictions exist, but drawing them needs the COCO val annotation file named in the config"
-    from cockpit.report.analysis import best_eval
-
-    best = best_eval(run)
-    chosen = run.predictions[-1]
-    if best is not None and isinstance(best.get("iter"), int):
-        named = run.path / "predictions" / f"eval-iter{best['iter']:06d}.json"
-        if named.is_file():
-            chosen = named
+    chosen = _chosen_predictions(run)
     ann_path = _first_existing(_candidate_paths(run, config.data.val))
     if ann_path is None:
         return [], f"the val annotation file {config.data.val} was not found"
@@ -230,8 +222,41 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
         return [], "predictions or annotations are not in COCO format"
     image_dir = ann_path.parent
     if config.data.val_images:
-        found = _first_existing(_candidate_paths(run, config.data.val_images))
-        image_dir = found or image_dir
+        image_dir = _first_existing(_candidate_paths(run, config.data.val_images)) or image_dir
+    out, unreadable = _draw_coco_results(coco, results, image_dir, _score_thresh(run), limit)
+    note = f"drawn from predictions/{chosen.name} on the val images of {ann_path.name}"
+    if unreadable and out:
+        # Skipped and named, as the loaders do: a deleted val file must not hide the rest.
+        shown = ", ".join(unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        note += f"; skipped {len(unreadable)} unreadable image(s): {shown}"
+    if not out:
+        note = f"the val images named in {ann_path.name} could not be opened under {image_dir}"
+    return out, note
+
+
+def _chosen_predictions(run: RunDir) -> Path:
+    """The best evaluation's results file when it is there, else the newest."""
+    from cockpit.report.analysis import best_eval
+
+    best = best_eval(run)
+    if best is not None and isinstance(best.get("iter"), int):
+        named = run.path / "predictions" / f"eval-iter{best['iter']:06d}.json"
+        if named.is_file():
+            return named
+    return run.predictions[-1]
+
+
+def _xyxy(bbox: Any) -> list[float] | None:
+    box = _valid_box(bbox)
+    return None if box is None else [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+
+
+def _draw_coco_results(
+    coco: dict, results: list, image_dir: Path, thresh: float, limit: int
+) -> tuple[list[PreviewImage], list[str]]:
+    """Up to ``limit`` val images with GT and predicted boxes, and the files that would not open."""
+    from PIL import Image, UnidentifiedImageError
+
     names = {int(c["id"]): str(c.get("name", c["id"])) for c in coco.get("categories", []) if "id" in c}
     gt: dict[Any, list[dict]] = {}
     for ann in coco.get("annotations", []):
@@ -240,30 +265,23 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
     for det in results:
         if isinstance(det, dict):
             preds.setdefault(det.get("image_id"), []).append(det)
-
-    def xyxy(bbox: Any) -> list[float] | None:
-        box = _valid_box(bbox)
-        return None if box is None else [box[0], box[1], box[0] + box[2], box[1] + box[3]]
-
-    out = []
+    out: list[PreviewImage] = []
     unreadable: list[str] = []
-    thresh = _score_thresh(run)
     for info in coco.get("images", []):
         if len(out) >= limit:
             break
         image_id = info.get("id")
         if image_id not in gt and image_id not in preds:
             continue
-        file = image_dir / str(info.get("file_name", ""))
+        g, p = gt.get(image_id, []), preds.get(image_id, [])
         try:
-            with Image.open(file) as image:
+            with Image.open(image_dir / str(info.get("file_name", ""))) as image:
                 image.load()
-                g, p = gt.get(image_id, []), preds.get(image_id, [])
                 png, caption = draw_boxes(
                     image,
-                    [xyxy(a.get("bbox")) for a in g],
+                    [_xyxy(a.get("bbox")) for a in g],
                     [a.get("category_id") for a in g],
-                    [xyxy(d.get("bbox")) for d in p],
+                    [_xyxy(d.get("bbox")) for d in p],
                     [d.get("category_id") for d in p],
                     [d.get("score") for d in p],
                     names,
@@ -273,14 +291,7 @@ def _from_predictions(run: RunDir, limit: int) -> tuple[list[PreviewImage], str]
             unreadable.append(str(info.get("file_name", "")))
             continue
         out.append(PreviewImage(f"val image {image_id}: {info.get('file_name', '')}", png, caption))
-    note = f"drawn from predictions/{chosen.name} on the val images of {ann_path.name}"
-    if unreadable and out:
-        # Skipped and named, as the loaders do: a deleted val file must not hide the rest.
-        shown = ", ".join(unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
-        note += f"; skipped {len(unreadable)} unreadable image(s): {shown}"
-    if not out:
-        note = f"the val images named in {ann_path.name} could not be opened under {image_dir}"
-    return out, note
+    return out, unreadable
 
 
 def _checkpoint(run: RunDir) -> Path | None:
