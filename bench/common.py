@@ -35,6 +35,10 @@ RECIPE = [
     "eval.every_epochs=0",
     "run.log_every=10",
     "run.epochs=1000",
+    # torch's own default thread count, stated: cockpit's "auto" would drop a thread when the
+    # machine is busy while the bare loop keeps torch's default, and the overhead ratios
+    # would measure the machine's load instead of cockpit (bench/contention.py covers auto).
+    f"run.threads={int(os.environ.get('OMP_NUM_THREADS') or 0) or len(os.sched_getaffinity(0))}",
 ]
 
 ITER_LINE = re.compile(r"^it (\d+)[/ ]")
