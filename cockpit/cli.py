@@ -1,15 +1,16 @@
 """The ``cockpit`` command: run, attach, ls, check, init, report, compare, export, preview.
 
-Only argparse is imported at module level: ``cockpit --help`` must answer at once, without
+The arguments are declared in :mod:`cockpit.cli_args` (argparse only): ``cockpit --help`` must answer at once, without
 torch. Each subcommand imports what it needs when it runs. Bad input ends with a one-line
 (or one-line-per-problem) message and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from cockpit.cli_args import build_parser
 
 # One rule, also in README: 0 the command did its job (a run finished or was stopped, a
 # check passed); 1 the data or the run failed (pre-flight errors, data that cannot be found
@@ -23,26 +24,6 @@ EXIT_USAGE = 2
 
 def _error(message: str) -> None:
     print(f"cockpit: {message}", file=sys.stderr)
-
-
-def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config field (repeatable), e.g. --set optim.lr=0.01",
-    )
-
-
-def _add_baseline(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="RUN_DIR",
-        help="draw this earlier run's loss curves faintly behind the live ones (B in the Losses pane picks another)",
-    )
 
 
 def _load_baseline(args, *, headless: bool = False, quiet: bool = False):
@@ -63,96 +44,6 @@ def _load_baseline(args, *, headless: bool = False, quiet: bool = False):
     except BaselineError as error:
         _error(str(error))
         return None, False
-
-
-def _add_compare_and_export(sub) -> None:
-    compare = sub.add_parser(
-        "compare", help="compare runs side by side: compare.html / compare.md (curves, table, config and data differences)"
-    )
-    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run directories (see cockpit ls)")
-    compare.add_argument("-o", "--output", type=Path, help="output folder (default ./compare-<timestamp>)")
-
-    export = sub.add_parser("export", help="export a run directory to another tool's format")
-    export.add_argument("run_dir", type=Path)
-    export.add_argument("--tensorboard", type=Path, metavar="OUT_DIR", required=True,
-                        help="write TensorBoard event files (every scalar of metrics.jsonl, the config as text) into OUT_DIR")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cockpit",
-        description="A terminal training cockpit for torchvision Faster R-CNN detectors.",
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = sub.add_parser("run", help="train a run (opens the cockpit in a terminal)")
-    run.add_argument("config", type=Path, help="the run's TOML config")
-    run.add_argument("--headless", action="store_true", help="print log lines instead of opening the cockpit")
-    run.add_argument("--resume", metavar="auto|PATH", help="continue the newest run of this name, or a run dir / checkpoint")
-    run.add_argument("--no-check", action="store_true", help="skip the pre-flight dataset check")
-    run.add_argument(
-        "--detach",
-        action="store_true",
-        help="train in a background process that outlives the terminal; `cockpit attach` opens the cockpit on it",
-    )
-    run.add_argument(
-        "--nproc",
-        type=int,
-        default=0,
-        metavar="N",
-        help="train on N processes (one per GPU) through torch.distributed.run; same as torchrun --nproc_per_node=N -m cockpit run ...",
-    )
-    run.add_argument(
-        "--inject",
-        action="append",
-        default=[],
-        metavar="KIND@ITER",
-        help="testing aid: inject a fault (oom or nan) at an iteration, e.g. --inject oom@5",
-    )
-    _add_baseline(run)
-    _add_set(run)
-
-    attach = sub.add_parser("attach", help="open the cockpit on a detached run (q detaches; the run goes on)")
-    attach.add_argument(
-        "target",
-        nargs="?",
-        default="auto",
-        metavar="RUN_DIR|OUTPUT_DIR|auto",
-        help="a run directory; an output directory (its newest running run); or auto (default): "
-        "the newest running run under ./runs or among your detached runs",
-    )
-    attach.add_argument("--headless", action="store_true", help="print the run's log lines instead of opening the cockpit")
-    _add_baseline(attach)
-
-    ls = sub.add_parser("ls", help="list runs: state (running/finished/failed/stale), iteration, best AP50, age")
-    ls.add_argument("output_dir", nargs="?", type=Path, help="where the runs are (default ./runs, plus your detached runs)")
-    ls.add_argument("-q", "--quiet", action="store_true",
-                    help="print only the run directories, one per line (e.g. cockpit compare $(cockpit ls -q | head -2))")
-
-    check = sub.add_parser("check", help="validate a config and pre-flight check its datasets")
-    check.add_argument("config", type=Path)
-    check.add_argument("--json", action="store_true", help="print the pre-flight report as JSON")
-    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too (for CI), not only on errors")
-    _add_set(check)
-
-    init = sub.add_parser("init", help="write a commented starter config (and a small synthetic dataset)")
-    init.add_argument("path", nargs="?", type=Path, default=Path("cockpit.toml"))
-    init.add_argument("--force", action="store_true", help="overwrite an existing file")
-
-    report = sub.add_parser("report", help="write report.html / report.md / metrics.csv for a run directory")
-    report.add_argument("run_dir", type=Path)
-    report.add_argument("-o", "--output", type=Path, help="output folder (default RUN_DIR/report)")
-
-    _add_compare_and_export(sub)
-
-    preview = sub.add_parser("preview", help="print one sample with its GT boxes and target dict")
-    preview.add_argument("config", type=Path)
-    preview.add_argument("--index", type=int, default=0)
-    preview.add_argument("--split", choices=("train", "val"), default="train")
-    preview.add_argument("--width", type=int, default=None, help="image width in terminal cells")
-    _add_set(preview)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,25 +225,10 @@ def _cmd_run(args) -> int:
     config = _load(args)
     if config is None:
         return EXIT_USAGE
-    from cockpit.engine.faults import parse_injection
-
-    try:
-        injections = [parse_injection(text) for text in args.inject]
-    except ValueError as error:
-        _error(str(error))
-        return EXIT_USAGE
-    preflight = None
-    if args.no_check:
-        missing = _missing_data_path(config)
-        if missing is not None:
-            _error(f"{missing} (--no-check skips the data scan, not this)")
-            return EXIT_FAILED
-    if not args.no_check and rank == "0":
-        report, ok = _preflight(config, quiet_ok=True)
-        if not ok:
-            _error("pre-flight check found errors (see above); fix them or pass --no-check")
-            return EXIT_FAILED
-        preflight = report.to_dict() if report is not None else None
+    checked = _checked_start(args, config, rank)
+    if isinstance(checked, int):
+        return checked
+    injections, preflight = checked
     if args.detach:
         return _run_detached(args, preflight)
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
@@ -376,8 +252,39 @@ def _cmd_run(args) -> int:
         if rank == "0":
             _print_exit_summary(trainer.run_dir, args.config, _given_overrides(args))
         return code
-    from cockpit.ui.app import create_app
+    return _run_in_cockpit(args, config, request, trainer, baseline)
+
+
+def _checked_start(args, config, rank: str):
+    """(injections, pre-flight report or None) when the run may start, else the exit code."""
+    from cockpit.engine.faults import parse_injection
+
+    try:
+        injections = [parse_injection(text) for text in args.inject]
+    except ValueError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    if args.no_check:
+        missing = _missing_data_path(config)
+        if missing is not None:
+            _error(f"{missing} (--no-check skips the data scan, not this)")
+            return EXIT_FAILED
+        return injections, None
+    if rank != "0":
+        return injections, None
+    report, ok = _preflight(config, quiet_ok=True)
+    if not ok:
+        _error("pre-flight check found errors (see above); fix them or pass --no-check")
+        return EXIT_FAILED
+    return injections, report.to_dict() if report is not None else None
+
+
+def _run_in_cockpit(args, config, request, trainer, baseline) -> int:
+    """The Textual cockpit on ``trainer`` until the user quits; then the exit summary."""
     from cockpit.assembly import engine_factory
+    from cockpit.engine.events import RunState
+    from cockpit.ui.app import create_app
+    from cockpit.ui.widgets.config_editor import config_changes
 
     build = engine_factory(request)
 
@@ -397,9 +304,6 @@ def _cmd_run(args) -> int:
     link.close(timeout=60)
     # Edits made in the Config pane (live or by a restart) go into the resume command as
     # --set: the run folder's config.toml keeps data paths relative to the original file.
-    from cockpit.engine.events import RunState
-    from cockpit.ui.widgets.config_editor import config_changes
-
     _print_exit_summary(link.run_dir, args.config, {**_given_overrides(args), **config_changes(config, app.config)})
     return EXIT_OK if link.state is not RunState.FAILED else EXIT_FAILED
 
