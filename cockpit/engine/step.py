@@ -79,45 +79,21 @@ def train_step(
     telemetry = getattr(getattr(model, "module", model), "cockpit_telemetry", None)
     if telemetry is not None:
         telemetry.clear()
-    names: list[str] | None = None
-    summed = None
-    total_images = len(images)
-    chunks = list(zip(split(images, accumulation), split(targets, accumulation)))
-    no_sync = getattr(model, "no_sync", None)
-    # The last micro-batch's backward is held back: under DDP it is the one that all-reduces
-    # the gradients (the others run under no_sync), and once that collective starts a rank
-    # can no longer back out, so every rank must first know that no rank ran out of memory
-    # (a host-side flag: no device sync). An OOM inside that last backward is past saving.
-    held_back = None
     oom: BaseException | None = None
+    names: list[str] = []
+    summed = held_back = None
     try:
-        for index, (chunk_images, chunk_targets) in enumerate(chunks):
-            last = index == len(chunks) - 1
-            with nullcontext() if last or no_sync is None else no_sync():
-                with torch.autocast(device_type=device_type, enabled=amp):
-                    loss_dict = model(chunk_images, chunk_targets)
-                if fail is not None:
-                    # After the forward, not before: DDP's forward may run collectives of
-                    # its own, which a rank that skipped it would leave unanswered.
-                    raise fail
-                if poison:
-                    # Fault injection (--inject nan@N): exercise the non-finite path for real.
-                    loss_dict["loss_classifier"] = loss_dict["loss_classifier"] * float("nan")
-                if names is None:
-                    names = list(loss_dict)
-                weight = len(chunk_images) / total_images
-                scaled = scaler.scale(sum(loss_dict.values()) * weight)
-                if last:
-                    held_back = scaled
-                else:
-                    scaled.backward()
-            terms = torch.stack([loss_dict[name].detach().float() for name in names]) * weight
-            summed = terms if summed is None else summed + terms
+        names, summed, held_back = _forward(
+            model, scaler, images, targets, accumulation=accumulation, amp=amp, device_type=device_type,
+            poison=poison, fail=fail,
+        )
     except torch.cuda.OutOfMemoryError as error:
         oom = error
     if peers is not None and peers.any(oom is not None) and oom is None:
         oom = torch.cuda.OutOfMemoryError("CUDA out of memory on another rank")
     if oom is not None:
+        # Drop the held-back graph before the OOM travels up: the traceback keeps this
+        # frame alive through the recovery, and with it every activation of the batch.
         held_back = None
         optimizer.zero_grad(set_to_none=True)
         raise oom
@@ -129,6 +105,62 @@ def train_step(
     # Under AMP an infinite gradient is routine (the scaler skips that step and lowers its
     # scale); only the losses decide. Without AMP an infinite gradient is a real fault.
     ok = torch.isfinite(summed).all() if amp else torch.isfinite(summed).all() & torch.isfinite(grad_norm).all()
+    losses, labels, norm, any_bad = _to_host(names, summed, grad_norm, ok, telemetry, peers)
+    loss = sum(losses.values())
+    finite = not any_bad and math.isfinite(loss) and (amp or math.isfinite(norm))
+    if finite:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        if amp:
+            scaler.update()
+    return StepResult(losses=losses, loss=loss, grad_norm=norm, finite=finite, labels=labels)
+
+
+def _forward(model, scaler, images, targets, *, accumulation, amp, device_type, poison, fail):
+    """Forward (and backward, but for the last micro-batch) over ``accumulation`` micro-batches.
+
+    Returns the loss names, the weighted loss terms summed on the device, and the last
+    micro-batch's scaled loss, whose backward the caller runs.
+    """
+    names: list[str] | None = None
+    summed = None
+    total_images = len(images)
+    chunks = list(zip(split(images, accumulation), split(targets, accumulation)))
+    no_sync = getattr(model, "no_sync", None)
+    # The last micro-batch's backward is held back: under DDP it is the one that all-reduces
+    # the gradients (the others run under no_sync), and once that collective starts a rank
+    # can no longer back out, so every rank must first know that no rank ran out of memory
+    # (a host-side flag: no device sync). An OOM inside that last backward is past saving.
+    held_back = None
+    for index, (chunk_images, chunk_targets) in enumerate(chunks):
+        last = index == len(chunks) - 1
+        with nullcontext() if last or no_sync is None else no_sync():
+            with torch.autocast(device_type=device_type, enabled=amp):
+                loss_dict = model(chunk_images, chunk_targets)
+            if fail is not None:
+                # After the forward, not before: DDP's forward may run collectives of
+                # its own, which a rank that skipped it would leave unanswered.
+                raise fail
+            if poison:
+                # Fault injection (--inject nan@N): exercise the non-finite path for real.
+                loss_dict["loss_classifier"] = loss_dict["loss_classifier"] * float("nan")
+            if names is None:
+                names = list(loss_dict)
+            weight = len(chunk_images) / total_images
+            scaled = scaler.scale(sum(loss_dict.values()) * weight)
+            if last:
+                held_back = scaled
+            else:
+                scaled.backward()
+        terms = torch.stack([loss_dict[name].detach().float() for name in names]) * weight
+        summed = terms if summed is None else summed + terms
+    return names or [], summed, held_back
+
+
+def _to_host(names, summed, grad_norm, ok, telemetry, peers):
+    """(losses, label-assignment numbers, grad norm, any rank non-finite) in one transfer."""
     counts, host = telemetry.take(summed.device) if telemetry is not None else (summed.new_zeros(0), {})
     if peers is not None and telemetry is not None:
         # Averaged over ranks below, like the counts, so every ratio is the global one.
@@ -141,21 +173,11 @@ def train_step(
     # optimizer.step() (a NaN step would poison the weights), and the same transfer brings
     # every loss term, the assignment counts and the grad norm to the CPU for the hooks.
     values = vector.tolist()
-    n_losses = len(names or [])
-    losses = dict(zip(names or [], values[:n_losses]))
+    n_losses = len(names)
+    losses = dict(zip(names, values[:n_losses]))
     labels = {}
     if telemetry is not None:
         if peers is not None:
             host = dict(zip(host, values[n_losses + len(COUNTS) : n_losses + len(COUNTS) + len(host)]))
         labels = summarize(values[n_losses : n_losses + len(COUNTS)], host)
-    loss = sum(losses.values())
-    norm = values[-2]
-    finite = values[-1] == 0 and math.isfinite(loss) and (amp or math.isfinite(norm))
-    if finite:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.zero_grad(set_to_none=True)
-        if amp:
-            scaler.update()
-    return StepResult(losses=losses, loss=loss, grad_norm=norm, finite=finite, labels=labels)
+    return losses, labels, values[-2], values[-1] != 0

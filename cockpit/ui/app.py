@@ -22,7 +22,7 @@ from textual.containers import Container
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
-from cockpit.config import LIVE_FIELDS, Config
+from cockpit.config import Config
 from cockpit.engine.commands import (
     ApplyPatch,
     Command,
@@ -53,6 +53,8 @@ from cockpit.ui.baseline import Baseline
 from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
+from cockpit.ui.pane_navigation import PaneNavigation
+from cockpit.ui.run_actions import RunActions
 from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
 from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
@@ -81,7 +83,7 @@ PANES: tuple[tuple[str, str], ...] = (
 )
 
 
-class CockpitApp(KeyMap, BaselineMixin, App[None]):
+class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     """Status bar over six panes (losses, memory, checklist, preview, config, labels) and a footer."""
 
     CSS_PATH = "cockpit.tcss"
@@ -381,58 +383,6 @@ class CockpitApp(KeyMap, BaselineMixin, App[None]):
         # The engine takes the index modulo the val set, so -1 wraps to the last image.
         self.send(RequestPreview(self._preview_index() - 1))
 
-    # -- panes --------------------------------------------------------------------------
-    def pane(self, index: int) -> Widget:
-        return self.panes[PANES[index][0]]
-
-    def focus_pane_widget(self, index: int) -> None:
-        pane = self.pane(index)
-        target: Widget = pane
-        if isinstance(pane, ChecklistPanel):
-            target = pane.query_one("OptionList")
-        elif isinstance(pane, ConfigEditor):
-            target = pane.query_one("TextArea")
-        target.focus()
-
-    def _pane_of(self, widget: Widget | None) -> int | None:
-        node = widget
-        while node is not None:
-            for index, (pane_id, _) in enumerate(PANES):
-                if getattr(node, "id", None) == pane_id:
-                    return index
-            node = node.parent if isinstance(node.parent, Widget) else None
-        return None
-
-    def _set_active_pane(self, index: int) -> None:
-        self._active_pane = index
-        for i in range(len(PANES)):
-            self.pane(i).set_class(i == index, "-active")
-        self.tabs.show_active(index)
-
-    def on_descendant_focus(self, event) -> None:
-        index = self._pane_of(self.focused)
-        if index is not None and index != self._active_pane:
-            self._set_active_pane(index)
-
-    def action_focus_pane(self, number: int) -> None:
-        index = number - 1
-        if self.screen.maximized is not None:
-            self.screen.minimize()
-        self._set_active_pane(index)
-        self.focus_pane_widget(index)
-
-    def action_next_pane(self) -> None:
-        self.action_focus_pane((self._active_pane + 1) % len(PANES) + 1)
-
-    def action_previous_pane(self) -> None:
-        self.action_focus_pane((self._active_pane - 1) % len(PANES) + 1)
-
-    def action_maximize_pane(self) -> None:
-        if self.screen.maximized is not None:
-            self.screen.minimize()
-        else:
-            self.screen.maximize(self.pane(self._active_pane), container=False)
-
     # -- checklist / NaN recovery -------------------------------------------------------
     @on(ChecklistPanel.RecoveryChosen)
     def _recovery_chosen(self, message: ChecklistPanel.RecoveryChosen) -> None:
@@ -467,24 +417,6 @@ class CockpitApp(KeyMap, BaselineMixin, App[None]):
             self.send(RequestPreview(self._preview_index(), predict=True))
 
     # -- config -------------------------------------------------------------------------
-    def _follow_engine_config(self, data: dict) -> None:
-        """The engine's effective live fields (LR keys, patches, a resumed LR) become the running ones."""
-        live = {}
-        for dotted in LIVE_FIELDS:
-            section, _, key = dotted.partition(".")
-            values = data.get(section)
-            value = values.get(key) if isinstance(values, dict) else None
-            if value is not None and value != getattr(getattr(self.config, section), key):
-                live[dotted] = value
-        if not live:
-            return
-        try:
-            config = self.config.copy_with(live)
-        except ValueError:
-            return  # an engine of another version: keep showing what we have
-        self.config = config
-        self.config_editor.follow_engine(config)
-
     @on(ConfigEditor.PatchRequested)
     def _patch(self, message: ConfigEditor.PatchRequested) -> None:
         if self.send(ApplyPatch(dict(message.changes))):
@@ -510,65 +442,10 @@ class CockpitApp(KeyMap, BaselineMixin, App[None]):
 
         self.push_screen(ConfirmScreen("Restart with the edited config?", self._restart_detail(ended)), confirmed)
 
-    def _restart_detail(self, ended: bool) -> str:
-        """What a restart will do, true for a running run and for one that has ended."""
-        if not ended:
-            return ("This run stops at the next iteration boundary and saves a checkpoint; a new run "
-                    "starts from that checkpoint with the edited config.")
-        checkpoint = self.bridge.last_checkpoint if self.bridge is not None else None
-        if checkpoint is None:
-            return "This run has ended without a checkpoint; a new run starts from scratch with the edited config."
-        return f"This run has ended; a new run starts from its last checkpoint ({checkpoint}) with the edited config."
-
-    @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="restart")
-    def _restart(self, config: Config) -> None:
-        old, bridge = self.link, self.bridge
-        if not old.state.is_terminal:
-            old.send(Stop(save=True, reason="restart"))
-        old.close(self.close_timeout)
-        checkpoint = bridge.last_checkpoint if bridge else None
-        assert self.engine_factory is not None
-        new = self.engine_factory(config, checkpoint)
-        self.call_from_thread(self._restarted, new, config)
-
-    def _restarted(self, link: EngineLink, config: Config) -> None:
-        self.config = config
-        baseline = self.model.baseline
-        self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
-        self.model.set_baseline(baseline)
-        self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW, LABELS}
-        self.config_editor.set_running(config)
-        self._attach_link(link)
-        self.flush_redraws()
-        self.notify("A new run started from the last checkpoint.", title="Restarted", timeout=5)
-
     # -- report -------------------------------------------------------------------------
     def action_report(self) -> None:
         self.notify("Building the report…", timeout=2)
         self._build_report()
-
-    @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")
-    def _build_report(self) -> None:
-        run_dir = self.link.run_dir
-        try:
-            from cockpit.report.build import build_report
-        except ImportError:
-            self.call_from_thread(
-                self.notify, "The report builder (cockpit.report.build) is not available yet.",
-                title="Report not available", severity="warning",
-            )
-            return
-        if run_dir is None:
-            self.call_from_thread(self.notify, "This run has no run folder yet.", title="No report", severity="warning")
-            return
-        try:
-            paths = build_report(run_dir)
-        except Exception as error:  # noqa: BLE001 - shown, not raised
-            self.call_from_thread(self.notify, f"{type(error).__name__}: {error}", title="Report failed",
-                                  severity="error", timeout=10)
-            return
-        where = getattr(paths, "html", paths)
-        self.call_from_thread(self.notify, f"{where}", title="Report written", timeout=10)
 
     # -- quitting -----------------------------------------------------------------------
     def action_quit_cockpit(self) -> None:

@@ -1,0 +1,93 @@
+"""What the cockpit does to the run as a whole, off the UI thread: follow the engine's live
+config, restart with an edited config, build the report.
+
+A mixin of :class:`cockpit.ui.app.CockpitApp`; its ``@on`` message handlers stay in the
+app (Textual collects those only from message-pump classes), the work lives here.
+"""
+
+from __future__ import annotations
+
+from textual import work
+
+from cockpit.config import LIVE_FIELDS, Config
+from cockpit.engine.commands import Stop
+from cockpit.engine.link import EngineLink
+from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
+
+
+class RunActions:
+    """Live-config following, restart and report for :class:`~cockpit.ui.app.CockpitApp`."""
+
+    def _follow_engine_config(self, data: dict) -> None:
+        """The engine's effective live fields (LR keys, patches, a resumed LR) become the running ones."""
+        live = {}
+        for dotted in LIVE_FIELDS:
+            section, _, key = dotted.partition(".")
+            values = data.get(section)
+            value = values.get(key) if isinstance(values, dict) else None
+            if value is not None and value != getattr(getattr(self.config, section), key):
+                live[dotted] = value
+        if not live:
+            return
+        try:
+            config = self.config.copy_with(live)
+        except ValueError:
+            return  # an engine of another version: keep showing what we have
+        self.config = config
+        self.config_editor.follow_engine(config)
+
+    def _restart_detail(self, ended: bool) -> str:
+        """What a restart will do, true for a running run and for one that has ended."""
+        if not ended:
+            return ("This run stops at the next iteration boundary and saves a checkpoint; a new run "
+                    "starts from that checkpoint with the edited config.")
+        checkpoint = self.bridge.last_checkpoint if self.bridge is not None else None
+        if checkpoint is None:
+            return "This run has ended without a checkpoint; a new run starts from scratch with the edited config."
+        return f"This run has ended; a new run starts from its last checkpoint ({checkpoint}) with the edited config."
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="restart")
+    def _restart(self, config: Config) -> None:
+        old, bridge = self.link, self.bridge
+        if not old.state.is_terminal:
+            old.send(Stop(save=True, reason="restart"))
+        old.close(self.close_timeout)
+        checkpoint = bridge.last_checkpoint if bridge else None
+        assert self.engine_factory is not None
+        new = self.engine_factory(config, checkpoint)
+        self.call_from_thread(self._restarted, new, config)
+
+    def _restarted(self, link: EngineLink, config: Config) -> None:
+        self.config = config
+        baseline = self.model.baseline
+        self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
+        self.model.set_baseline(baseline)
+        self._dirty = {STATUS, LOSSES, MEMORY, CHECKLIST, PREVIEW, LABELS}
+        self.config_editor.set_running(config)
+        self._attach_link(link)
+        self.flush_redraws()
+        self.notify("A new run started from the last checkpoint.", title="Restarted", timeout=5)
+
+    # -- report -------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")
+    def _build_report(self) -> None:
+        run_dir = self.link.run_dir
+        try:
+            from cockpit.report.build import build_report
+        except ImportError:
+            self.call_from_thread(
+                self.notify, "The report builder (cockpit.report.build) is not available yet.",
+                title="Report not available", severity="warning",
+            )
+            return
+        if run_dir is None:
+            self.call_from_thread(self.notify, "This run has no run folder yet.", title="No report", severity="warning")
+            return
+        try:
+            paths = build_report(run_dir)
+        except Exception as error:  # noqa: BLE001 - shown, not raised
+            self.call_from_thread(self.notify, f"{type(error).__name__}: {error}", title="Report failed",
+                                  severity="error", timeout=10)
+            return
+        where = getattr(paths, "html", paths)
+        self.call_from_thread(self.notify, f"{where}", title="Report written", timeout=10)
