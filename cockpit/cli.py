@@ -148,7 +148,7 @@ def _cmd_report(args) -> int:
 
     progress = terminal_progress()
     try:
-        paths = build_report(args.run_dir, args.output, progress=progress, parallel=True)
+        paths = build_report(args.run_dir, args.output, progress=progress)
     finally:
         getattr(progress, "close", lambda: None)()
     print(f"report: {paths.html}")

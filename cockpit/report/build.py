@@ -8,7 +8,6 @@ half-written last line) and from a worker thread (no pyplot, no global state).
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,20 +41,12 @@ def build_report(
     run_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
     progress: ProgressSink | None = None,
-    *,
-    parallel: bool = False,
 ) -> ReportPaths:
     """Build the report of ``run_dir`` into ``out_dir`` (default: ``<run_dir>/report``).
 
     Raises ``FileNotFoundError`` only when ``run_dir`` is not a folder; anything missing
     or damaged inside it is described in the report instead. ``progress`` hears each of
     :data:`STAGES` as it finishes (a long run's report takes seconds).
-
-    ``parallel`` (``cockpit report``, a single-threaded process): metrics.csv is written
-    by a forked child while this process draws -- on a 100,000-record run each takes
-    about a second, and the child reads the records this process already parsed, with
-    nothing copied. Never from a threaded process (the TUI): a fork there may inherit a
-    lock held by another thread; then, or if the child fails, the CSV is written here.
     """
     source = Path(run_dir).expanduser()
     if not source.is_dir():
@@ -66,7 +57,6 @@ def build_report(
     directory = Path(out_dir).expanduser() if out_dir is not None else run.path / "report"
     directory.mkdir(parents=True, exist_ok=True)
     csv_path = directory / "metrics.csv"
-    child = _csv_in_child(run, csv_path) if parallel else None
     document = build_document(run)
     meter.advance()
 
@@ -78,33 +68,6 @@ def build_report(
     md_path = directory / "report.md"
     write_atomic(md_path, render_markdown(document).encode("utf-8"))
     meter.advance()
-    if child is None or not _child_succeeded(child):
-        write_metrics_csv(run, csv_path)
+    write_metrics_csv(run, csv_path)
     meter.advance()
     return ReportPaths(html=html_path, markdown=md_path, csv=csv_path, directory=directory, skipped=tuple(run.skipped))
-
-
-def _csv_in_child(run, path: Path) -> int | None:
-    """The pid of a forked child writing metrics.csv, or None where that is not safe."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
-        return None
-    try:
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the child: write, then leave at once (no atexit, no buffers flushed twice)
-        code = 1
-        try:
-            write_metrics_csv(run, path)
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
-
-
-def _child_succeeded(pid: int) -> bool:
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return False
-    return os.waitstatus_to_exitcode(status) == 0
