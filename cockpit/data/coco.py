@@ -20,8 +20,7 @@ import torch
 from PIL import Image
 
 from cockpit.data.base import DetectionDataset, SampleInfo
-from cockpit.data.coco_json import load_coco, map_categories  # noqa: F401 - re-exported
-from cockpit.data.errors import DatasetError
+from cockpit.data.coco_json import checked_split, load_coco, map_categories  # noqa: F401 - re-exported
 from cockpit.data.images import open_rgb
 
 
@@ -41,14 +40,9 @@ class CocoDataset(DetectionDataset):
         # ``coco``: the file already loaded (the pre-flight's torch-free view hands its own over).
         self.coco = coco if coco is not None else load_coco(self.ann_file)
         self.images_dir = Path(images_dir) if images_dir is not None else self.ann_file.parent
-        if not self.images_dir.is_dir():
-            raise DatasetError(f"COCO images folder not found: {self.images_dir}")
-        self.label_to_category = map_categories(self.coco.dataset["categories"], self.classes, str(self.ann_file))
-        self.category_to_label = {cat: label for label, cat in self.label_to_category.items()}
-        unknown = sorted({a["category_id"] for a in self.coco.anns.values()} - set(self.category_to_label))
-        if unknown:
-            raise DatasetError(f"{self.ann_file}: annotations use category ids not in 'categories': {unknown}")
-        self.ids = sorted(self.coco.imgs)
+        self.label_to_category, self.category_to_label, self.ids = checked_split(
+            self.coco, self.ann_file, self.images_dir, self.classes
+        )
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -93,3 +93,18 @@ def map_categories(categories: list[dict[str, Any]], classes: list[str], source:
             f"The JSON's categories are: {', '.join(by_name) or '(none)'}"
         )
     return {label: by_name[name] for label, name in enumerate(classes, start=1)}
+
+
+def checked_split(coco, ann_file: Path, images_dir: Path, classes: list[str]) -> tuple[dict[int, int], dict[int, int], list[int]]:
+    """(label -> category id, category id -> label, sorted image ids) of one COCO split,
+    after the checks both the dataset and the pre-flight's torch-free view make, in one
+    order with one set of messages: the images folder exists, the classes map, and every
+    annotation names a known category."""
+    if not images_dir.is_dir():
+        raise DatasetError(f"COCO images folder not found: {images_dir}")
+    label_to_category = map_categories(coco.dataset["categories"], classes, str(ann_file))
+    category_to_label = {cat: label for label, cat in label_to_category.items()}
+    unknown = sorted({a["category_id"] for a in coco.anns.values()} - set(category_to_label))
+    if unknown:
+        raise DatasetError(f"{ann_file}: annotations use category ids not in 'categories': {unknown}")
+    return label_to_category, category_to_label, sorted(coco.imgs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.data.coco_json import load_coco, map_categories
+from cockpit.data.coco_json import checked_split, load_coco
 from cockpit.data.errors import DatasetError
 from cockpit.data.images import open_rgb
 from cockpit.progress import ProgressSink
@@ -42,14 +42,9 @@ class CocoSource:
         self.ann_file = Path(ann_file)
         self.coco = load_coco(self.ann_file, progress)
         self.images_dir = Path(images_dir) if images_dir is not None else self.ann_file.parent
-        if not self.images_dir.is_dir():
-            raise DatasetError(f"COCO images folder not found: {self.images_dir}")
-        self.label_to_category = map_categories(self.coco.dataset["categories"], self.classes, str(self.ann_file))
-        self.category_to_label = {cat: label for label, cat in self.label_to_category.items()}
-        unknown = sorted({a["category_id"] for a in self.coco.anns.values()} - set(self.category_to_label))
-        if unknown:
-            raise DatasetError(f"{self.ann_file}: annotations use category ids not in 'categories': {unknown}")
-        self.ids = sorted(self.coco.imgs)
+        self.label_to_category, self.category_to_label, self.ids = checked_split(
+            self.coco, self.ann_file, self.images_dir, self.classes
+        )
         self._build_real = build_real
         self._real: Any = None
 
