@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
+from cockpit.report import csv_text
 from cockpit.report.rundir import COCO_KEYS, LOSS_KEYS, RunDir
 
 LEADING_COLUMNS = ("kind", "iter", "epoch", "lr", *LOSS_KEYS)
@@ -35,30 +36,60 @@ def metrics_rows(run: RunDir) -> tuple[list[str], list[dict[str, Any]]]:
         if "kind" not in record:
             record = {"kind": "train", **record}
         rows.append(record)
-    eval_columns = [f"eval_{k}" for k in COCO_KEYS]
-    if run.evals:
-        for record in run.evals:
-            row = {"kind": "eval", "iter": record.get("iter"), "epoch": record.get("epoch"), "timestamp": record.get("timestamp")}
-            for key in COCO_KEYS:
-                row[f"eval_{key}"] = record["eval"].get(key)
-            rows.append(row)
-        columns += [c for c in eval_columns if c not in seen]
-        if "timestamp" not in seen:
-            columns.append("timestamp")
-
-    def order(row: dict[str, Any]) -> tuple[float, int]:
-        it = row.get("iter")
-        number = float(it) if isinstance(it, (int, float)) else math.inf
-        return (number, 1 if row["kind"] == "eval" else 0)
-
-    rows.sort(key=order)  # stable: train records keep file order within an iteration
+    rows += _eval_rows(run)
+    columns += _eval_columns(run, seen)
+    rows.sort(key=_order)  # stable: train records keep file order within an iteration
     return columns, rows
+
+
+def _eval_rows(run: RunDir) -> list[dict[str, Any]]:
+    rows = []
+    for record in run.evals:
+        row = {"kind": "eval", "iter": record.get("iter"), "epoch": record.get("epoch"), "timestamp": record.get("timestamp")}
+        for key in COCO_KEYS:
+            row[f"eval_{key}"] = record["eval"].get(key)
+        rows.append(row)
+    return rows
+
+
+def _eval_columns(run: RunDir, seen: Collection[str]) -> list[str]:
+    if not run.evals:
+        return []
+    columns = [c for c in (f"eval_{k}" for k in COCO_KEYS) if c not in seen]
+    return columns + ([] if "timestamp" in seen else ["timestamp"])
+
+
+def _order(row: dict[str, Any]) -> tuple[float, int]:
+    it = row.get("iter")
+    number = float(it) if isinstance(it, (int, float)) else math.inf
+    return (number, 1 if row["kind"] == "eval" else 0)
+
+
+def _as_text(run: RunDir) -> bytes | None:
+    """The whole file with the training rows copied from ``metrics.jsonl``'s text
+    (:mod:`.csv_text`); None when the records are not all in the writer's plain form."""
+    lines = run.train_lines()
+    keys = csv_text.uniform_keys(run.train, LEADING_COLUMNS) if lines else None
+    if keys is None:
+        return None
+    columns = list(keys) + _eval_columns(run, keys)
+    block = csv_text.train_block(lines, keys, len(columns) - len(keys))
+    if block is None:
+        return None
+    evals = sorted(_eval_rows(run), key=_order)
+    extra = [(_order(row)[0], [row.get(c) for c in columns]) for row in evals]
+    pieces = csv_text.merge_rows(block, [record["iter"] for record in run.train], extra)
+    return None if pieces is None else csv_text.csv_line(columns) + b"".join(pieces)
 
 
 def write_metrics_csv(run: RunDir, path: Path) -> Path:
     """Write metrics.csv (header only when there are no records)."""
-    columns, rows = metrics_rows(run)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = _as_text(run)
+    if text is not None:
+        path.write_bytes(text)
+        return path
+    columns, rows = metrics_rows(run)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)

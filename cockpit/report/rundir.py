@@ -82,6 +82,15 @@ class RunDir:
     """What was damaged but worked around (skipped lines, unreadable files)."""
     skipped: list[str] = field(default_factory=list)
     """One line per JSON-lines file with skipped lines (also in ``problems``)."""
+    _train_lines: tuple[list[dict[str, Any]], list[bytes]] | None = field(default=None, repr=False, compare=False)
+
+    def train_lines(self) -> list[bytes] | None:
+        """The ``metrics.jsonl`` line of each training record, parallel to :attr:`train`;
+        None when the records did not come from it one to one (rebuilt from events, cut
+        by a resume, or :attr:`train` replaced since)."""
+        if self._train_lines is None or self._train_lines[0] is not self.train:
+            return None
+        return self._train_lines[1]
 
     @property
     def name(self) -> str:
@@ -98,24 +107,35 @@ class RunDir:
     def column(self, key: str) -> tuple["np.ndarray", "np.ndarray"]:
         """:meth:`series` as float arrays (read once per key and kept)."""
         cache = self.__dict__.setdefault("_columns", {})
-        if key not in cache or cache[key][0] is not self.train:
-            cache[key] = (self.train, _column(self.train, key))
-        return cache[key][1]
+        if cache.get(None, (None,))[0] is not self.train:
+            # The iteration column is shared by every series: gathered once per history.
+            cache.clear()
+            cache[None] = (self.train, [record.get("iter") for record in self.train])
+        if key not in cache:
+            cache[key] = _column(cache[None][1], [record.get(key) for record in self.train])
+        return cache[key]
 
 
 _PLAIN = frozenset({int, float})
+_PLAIN_OR_NONE = frozenset({int, float, type(None)})
 
 
-def _column(train: list[dict[str, Any]], key: str) -> tuple["np.ndarray", "np.ndarray"]:
-    """(iterations, values) of ``key`` as float arrays; records lacking either are left out."""
+def _column(iters: list[Any], values: list[Any]) -> tuple["np.ndarray", "np.ndarray"]:
+    """(iterations, values) as float arrays; pairs lacking either are left out."""
     import numpy as np
 
-    values = [record.get(key) for record in train]
-    iters = [record.get("iter") for record in train]
+    kinds, iter_kinds = set(map(type, values)), set(map(type, iters))
+    if not kinds - {type(None)}:
+        return np.empty(0), np.empty(0)  # a column this run never logged (most telemetry keys)
     # The common case, every value a plain number, converts in bulk (100,000 records x 10
-    # series took seconds one by one); anything else goes through the general converter.
-    if set(map(type, values)) <= _PLAIN and set(map(type, iters)) <= _PLAIN:
+    # series took seconds one by one); a column logged on some records only (None
+    # elsewhere) too; anything else goes through the general converter.
+    if kinds <= _PLAIN and iter_kinds <= _PLAIN:
         return np.asarray(iters, dtype=float), np.asarray(values, dtype=float)
+    if kinds <= _PLAIN_OR_NONE and iter_kinds <= _PLAIN_OR_NONE:
+        # None becomes NaN in a float array, so presence is read from the objects, not the floats.
+        keep = (np.asarray(values, dtype=object) != None) & (np.asarray(iters, dtype=object) != None)  # noqa: E711
+        return np.asarray(iters, dtype=float)[keep], np.asarray(values, dtype=float)[keep]
     xs: list[float] = []
     ys: list[float] = []
     for it, value in zip(iters, values):
@@ -199,13 +219,15 @@ def _load_records(run: RunDir) -> None:
             "the run's status is unknown."
         )
 
-    metrics = read_jsonl(run.path / layout.METRICS, METRICS_SCHEMA)
+    metrics = read_jsonl(run.path / layout.METRICS, METRICS_SCHEMA, keep_lines=True)
     run.skipped += metrics.describe(layout.METRICS)
     run.problems += run.skipped
-    for record in metrics.records:
+    lines: list[bytes] = []
+    for record, line in zip(metrics.records, metrics.lines or ()):
         kind = record.get("kind", "train")
         if kind == "train":
             run.train.append(record)
+            lines.append(line)
         elif kind == "eval" and isinstance(record.get("eval"), dict):
             run.evals.append(record)
     if not metrics.exists:
@@ -222,7 +244,10 @@ def _load_records(run: RunDir) -> None:
         if not run.evals:
             run.missing.append("No evaluation yet: no AP, evaluation table or per-class AP.")
     # A resume appends: what a killed process logged past its checkpoint is not the run's history.
-    run.train, dropped = records.monotonic(run.train)
+    train, dropped = records.monotonic(run.train)
+    if not dropped and len(lines) == len(train):
+        run._train_lines = (train, lines)
+    run.train = train
     run.evals, dropped_evals = records.monotonic(run.evals, keep_equal=True)
     if dropped + dropped_evals:
         run.problems.append(

@@ -103,6 +103,10 @@ class JsonlFile:
     truncated_tail: bool = False
     """The last line is cut off -- normal for a run killed mid-write, or still being written."""
     error: str | None = None
+    lines: list[bytes] | None = None
+    """With ``keep_lines``: each record's line as read, parallel to :attr:`records` (a
+    report copies the common lines' numbers to ``metrics.csv`` as text instead of
+    formatting 2 million floats again)."""
 
     def describe(self, name: str) -> list[str]:
         """One line per problem (empty when the file read cleanly)."""
@@ -146,7 +150,8 @@ def _skimmed(raw: bytes, prefixes: dict[bytes, str]) -> dict[str, Any] | None:
 
 
 def iter_jsonl(
-    path: Path, schema: Schema | None = None, into: JsonlFile | None = None, skim: Collection[str] = ()
+    path: Path, schema: Schema | None = None, into: JsonlFile | None = None, skim: Collection[str] = (),
+    keep_lines: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield the good records of ``path`` one by one (constant memory); bad lines are
     counted in ``into`` (give one to learn what was skipped).
@@ -156,8 +161,11 @@ def iter_jsonl(
     events of ``events.jsonl`` only for their times (``metrics.jsonl`` has their values),
     and parsing them whole was most of its run time. Lines not exactly as cockpit's writer
     writes them are parsed and checked in full as usual.
+
+    ``keep_lines``: fill ``into.lines`` with the raw line of each record yielded.
     """
     stats = into if into is not None else JsonlFile()
+    lines = stats.lines = [] if keep_lines else None
     prefixes = {b'{"kind":' + json.dumps(kind).encode() + b',"time":': kind for kind in skim}
     try:
         handle = open(path, "rb")
@@ -175,6 +183,8 @@ def iter_jsonl(
             if prefixes:
                 lite = _skimmed(raw, prefixes)
                 if lite is not None:
+                    if lines is not None:
+                        lines.append(raw)
                     yield lite
                     continue
             try:
@@ -188,13 +198,17 @@ def iter_jsonl(
             if check(record, schema) is not None:
                 stats.bad_lines.append(number)
                 continue
+            if lines is not None:
+                lines.append(raw)
             yield record
 
 
-def read_jsonl(path: Path, schema: Schema | None = None, skim: Collection[str] = ()) -> JsonlFile:
+def read_jsonl(
+    path: Path, schema: Schema | None = None, skim: Collection[str] = (), keep_lines: bool = False
+) -> JsonlFile:
     """Every good record of ``path`` with what was skipped (see :func:`iter_jsonl`)."""
     result = JsonlFile()
-    result.records = list(iter_jsonl(Path(path), schema, result, skim))
+    result.records = list(iter_jsonl(Path(path), schema, result, skim, keep_lines))
     return result
 
 
