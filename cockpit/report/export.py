@@ -9,11 +9,12 @@ columns on their own rows (``kind = eval``), so AP lines up with the iteration.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any, Collection
 
-from cockpit.report import csv_text
+from cockpit.report.columnar import TrainTable
 from cockpit.report.rundir import COCO_KEYS, LOSS_KEYS, RunDir
 
 LEADING_COLUMNS = ("kind", "iter", "epoch", "lr", *LOSS_KEYS)
@@ -66,20 +67,39 @@ def _order(row: dict[str, Any]) -> tuple[float, int]:
 
 
 def _as_text(run: RunDir) -> bytes | None:
-    """The whole file with the training rows copied from ``metrics.jsonl``'s text
-    (:mod:`.csv_text`); None when the records are not all in the writer's plain form."""
-    lines = run.train_lines()
-    keys = csv_text.uniform_keys(run.train, LEADING_COLUMNS) if lines else None
-    if keys is None:
+    """The whole file with the training rows taken from the text that
+    :class:`~cockpit.report.columnar.TrainTable` kept (over a second of ``str(float)``
+    saved on a long run); None when the records were not read as a table."""
+    table = run.train
+    if not isinstance(table, TrainTable) or table.keys[: len(LEADING_COLUMNS)] != LEADING_COLUMNS:
         return None
-    columns = list(keys) + _eval_columns(run, keys)
-    block = csv_text.train_block(lines, keys, len(columns) - len(keys))
-    if block is None:
-        return None
+    iters = table.column("iter")
+    columns = list(table.keys) + _eval_columns(run, table.keys)
     evals = sorted(_eval_rows(run), key=_order)
-    extra = [(_order(row)[0], [row.get(c) for c in columns]) for row in evals]
-    pieces = csv_text.merge_rows(block, [record["iter"] for record in run.train], extra)
-    return None if pieces is None else csv_text.csv_line(columns) + b"".join(pieces)
+    if iters is None or any(_order(row)[0] != _order(row)[0] for row in evals):
+        return None  # a NaN iteration has no place in a sorted order
+    pad = b"," * (len(columns) - len(table.keys))
+    block = table.text.replace(b"}\n", pad + b"\r\n")
+    # Each evaluation goes after the training rows of its iteration, as the general path sorts.
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")) + 1
+    pieces = [_csv_line(columns)]
+    start = 0
+    for row in evals:
+        rows_before = int(np.searchsorted(iters, _order(row)[0], side="right"))
+        cut = int(ends[rows_before - 1]) if rows_before else 0
+        pieces += [block[start:cut], _csv_line([row.get(c) for c in columns])]
+        start = cut
+    pieces.append(block[start:])
+    return b"".join(pieces)
+
+
+def _csv_line(cells: list[Any]) -> bytes:
+    """One row as the csv module writes it (quoting included)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue().encode("utf-8")
 
 
 def write_metrics_csv(run: RunDir, path: Path) -> Path:

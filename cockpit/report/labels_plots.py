@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cockpit.report.plots import _COLORS, _new_figure, _style, decimate, to_png
+from cockpit.report.plots import _COLORS, _new_figure, _style, decimate, plot_width, to_png
 from cockpit.report.rundir import RunDir, finite
 
 
@@ -44,9 +44,9 @@ def loss_names(run: RunDir) -> str:
 
 def labels_plot(run: RunDir) -> bytes | None:
     """Sampled fg / bg RoIs and anchors per image, and the box head's accuracies, over iterations."""
-    series = {key: run.series(key) for key in ("roi_fg", "roi_bg", "rpn_pos", "roi_fg_frac", "cls_accuracy",
+    series = {key: run.column(key) for key in ("roi_fg", "roi_bg", "rpn_pos", "roi_fg_frac", "cls_accuracy",
                                                  "fg_cls_accuracy", "false_negative", "gt_no_anchor")}
-    if not any(xs for xs, _ in series.values()):
+    if not any(len(xs) for xs, _ in series.values()):
         return None
     figure, axes = _new_figure(11, 3.6, 1, 2)
     left, right = axes[0][0], axes[0][1]
@@ -54,8 +54,8 @@ def labels_plot(run: RunDir) -> bytes | None:
     for index, (key, label) in enumerate((("roi_fg", "box head fg RoIs"), ("roi_bg", "box head bg RoIs"),
                                           ("rpn_pos", "RPN positive anchors"))):
         xs, ys = series[key]
-        if xs:
-            line = decimate(xs, ys)
+        if len(xs):
+            line = decimate(xs, ys, plot_width(left))
             left.plot(line.x, line.y, color=_COLORS[index], linewidth=1.3, label=label)
     if left.lines:
         left.set_yscale("log")
@@ -65,8 +65,8 @@ def labels_plot(run: RunDir) -> bytes | None:
                                           ("fg_cls_accuracy", "fg accuracy"), ("false_negative", "fg called bg"),
                                           ("gt_no_anchor", "GT without a good anchor"))):
         xs, ys = series[key]
-        if xs:
-            line = decimate(xs, ys)
+        if len(xs):
+            line = decimate(xs, ys, plot_width(right))
             right.plot(line.x, line.y, color=_COLORS[index % len(_COLORS)], linewidth=1.3, label=label)
     target = getattr(getattr(run.config, "sampler", None), "roi_positive_fraction", None)
     if target is not None:

@@ -6,8 +6,8 @@ matplotlib is imported inside the functions: ``cockpit --help`` and every import
 manager or GUI backend, so a report can be built from a worker thread of the TUI.
 
 Plot cost does not grow with run length: a 100,000-iteration history is bucketed down
-to at most ``MAX_POINTS`` points per series, keeping each bucket's min/max as a shaded
-envelope so that spikes stay visible. Smoothing (EMA) is computed on the full series
+to one point per pixel column of its panel (at most ``MAX_POINTS``), keeping each
+bucket's min/max as a shaded envelope so that spikes stay visible. Smoothing (EMA) is computed on the full series
 first, then decimated.
 """
 
@@ -71,26 +71,55 @@ def decimate(x: Sequence[float], y: Sequence[float], max_points: int = MAX_POINT
 
 def ema(values: Sequence[float], span: float) -> list[float]:
     """Bias-corrected exponential moving average; non-finite values are skipped (held)."""
-    import itertools
+    return ema_array(values, span).tolist()
 
+
+def ema_array(values: Sequence[float] | "np.ndarray", span: float) -> "np.ndarray":
+    """:func:`ema` as a float array.
+
+    The recurrence acc = beta*acc + alpha*v (and its weight, the same over ones) runs in
+    blocks with numpy: inside a block, acc_j = beta^(j+1)*carry + alpha*beta^j*cumsum(v_i*beta^-i).
+    The block is as long as beta^-i stays far from overflowing, so the cumulative sums stay
+    exact to rounding; a Python-level recurrence over 100,000 records x 5 series took ~0.6 s.
+    Values are taken relative to the first one, so a flat series stays exactly flat.
+    """
     import numpy as np
 
     alpha = 2.0 / (span + 1.0)
     beta = 1.0 - alpha
     ys = np.asarray(values, dtype=float)
     finite = np.isfinite(ys)
-    kept = ys[finite].tolist()
-    # The recurrence runs in C (itertools.accumulate), with exactly the float operations
-    # of the plain loop -- acc = beta*acc + alpha*v, weight = beta*weight + alpha -- over the
-    # finite values; a non-finite value holds the previous output. 100,000 records x 5
-    # series took ~0.4 s as a Python loop.
-    acc = np.fromiter(itertools.accumulate(kept, lambda a, v: beta * a + alpha * v, initial=0.0), float, len(kept) + 1)
-    weight = np.fromiter(itertools.accumulate(kept, lambda w, _: beta * w + alpha, initial=0.0), float, len(kept) + 1)
-    # Position i holds the output after the finite values up to i (index 0: none yet -> NaN).
-    seen = np.cumsum(finite)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = acc[seen] / weight[seen]
-    return out.tolist()
+    kept = ys[finite]
+    out = np.full(len(kept) + 1, np.nan)  # index 0: no finite value seen yet
+    if len(kept):
+        base = kept[0]
+        acc = _recurrence(kept - base, alpha, beta)
+        weight = _recurrence(np.ones_like(kept), alpha, beta)
+        out[1:] = base + acc / weight
+    # Position i holds the output after the finite values up to i.
+    return out[np.cumsum(finite)]
+
+
+def _recurrence(values: "np.ndarray", alpha: float, beta: float) -> "np.ndarray":
+    """acc_t = beta * acc_(t-1) + alpha * v_t from acc = 0, in numpy blocks (see :func:`ema_array`)."""
+    import numpy as np
+
+    if not 0.0 < beta < 1.0:  # a span of 1 or less: no decay to divide by; rare, so plainly
+        import itertools
+
+        step = itertools.accumulate(values.tolist(), lambda a, v: beta * a + alpha * v, initial=0.0)
+        return np.fromiter(step, float, len(values) + 1)[1:]
+    block = max(1, min(len(values), int(200.0 / -math.log(beta))))
+    powers = beta ** np.arange(block, dtype=float)  # beta^j, down to ~e^-200: no underflow to 0
+    out = np.empty_like(values)
+    carry = 0.0
+    for start in range(0, len(values), block):
+        chunk = values[start : start + block]
+        size = len(chunk)
+        scale = powers[:size]
+        out[start : start + size] = beta * scale * carry + alpha * scale * np.cumsum(chunk / scale)
+        carry = float(out[start + size - 1])
+    return out
 
 
 def smoothing_span(n: int) -> float:
@@ -111,7 +140,9 @@ def _new_figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tu
 
 
 def _style(ax: Any, title: str, xlabel: str = "iteration", ylabel: str = "") -> None:
-    ax.set_title(title, fontsize=10, loc="left")
+    # y given: matplotlib otherwise measures every tick label to place the title clear of
+    # top ticks, which these axes do not have (same picture, ~0.1 s less for the losses).
+    ax.set_title(title, fontsize=10, loc="left", y=1.0)
     ax.set_xlabel(xlabel, fontsize=8)
     if ylabel:
         ax.set_ylabel(ylabel, fontsize=8)
@@ -131,18 +162,26 @@ def to_png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_series(ax: Any, xs: list[float], ys: list[float], smooth_ys: list[float], color: str, label: str) -> None:
+def plot_width(ax: Any) -> int:
+    """Buckets to decimate to for ``ax``: one per pixel column of the plotting area (at most
+    :data:`MAX_POINTS`). More points than pixels draw the same picture, slower: Agg pays
+    for every vertex, and a min/max envelope per column keeps every spike."""
+    return max(2, min(MAX_POINTS, int(ax.get_window_extent().width)))
+
+
+def _draw_series(ax: Any, xs: "np.ndarray", ys: "np.ndarray", smooth_ys: "np.ndarray", color: str, label: str) -> None:
     """Raw series as a light line with its min/max envelope, and its EMA as a dark line."""
     import numpy as np
 
-    raw = decimate(xs, ys)
+    width = plot_width(ax)
+    raw = decimate(xs, ys, width)
     if len(raw.x) == 0:
         ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes, color="#888")
         return
     if raw.lo is not raw.y:
         ax.fill_between(raw.x, raw.lo, raw.hi, color=color, alpha=0.15, linewidth=0, label="min/max")
     ax.plot(raw.x, raw.y, color=color, alpha=0.35, linewidth=0.8, label="raw")
-    smooth = decimate(xs, smooth_ys)
+    smooth = decimate(xs, smooth_ys, width)
     ax.plot(smooth.x, smooth.y, color=color, linewidth=1.6, label=f"EMA ({int(smoothing_span(len(ys)))} records)")
     values = np.asarray(ys, dtype=float)
     bad = np.asarray(xs, dtype=float)[~np.isfinite(values)]
@@ -181,11 +220,11 @@ def draw_val_loss(ax: Any, run: RunDir, key: str) -> None:
 
 def loss_plot(run: RunDir) -> bytes | None:
     """Each loss term and the total over iterations (raw + EMA), one panel each."""
-    series = {key: run.series(key) for key in LOSS_KEYS}
-    series = {key: value for key, value in series.items() if value[0]}
+    series = {key: run.column(key) for key in LOSS_KEYS}
+    series = {key: value for key, value in series.items() if len(value[0])}
     if not series:
         return None
-    smoothed = {key: ema(ys, smoothing_span(len(ys))) for key, (_xs, ys) in series.items()}
+    smoothed = {key: ema_array(ys, smoothing_span(len(ys))) for key, (_xs, ys) in series.items()}
     figure, axes = _new_figure(11, 8.4, 3, 2)
     panels = axes.flatten()
     for index, key in enumerate(LOSS_KEYS):
@@ -204,7 +243,7 @@ def loss_plot(run: RunDir) -> bytes | None:
     _style(ax, "all terms (EMA)")
     for index, key in enumerate(LOSS_KEYS[1:], start=1):
         if key in series:
-            smooth = decimate(series[key][0], smoothed[key])
+            smooth = decimate(series[key][0], smoothed[key], plot_width(ax))
             ax.plot(smooth.x, smooth.y, color=_COLORS[index], linewidth=1.4, label=key)
     if ax.lines:
         ax.legend(fontsize=7, loc="upper right")
@@ -213,24 +252,24 @@ def loss_plot(run: RunDir) -> bytes | None:
 
 def lr_plot(run: RunDir) -> bytes | None:
     """LR over iterations; changes made by the user (and by recovery) are marked."""
-    xs, ys = run.series("lr")
+    import numpy as np
+
+    xs, ys = run.column("lr")
     lr_events = run.events_of("lr")
-    if not xs:
+    if not len(xs):
         # No training records: rebuild the curve from the LR events.
-        for event in lr_events:
-            it, lr = finite(event.get("iter")), finite(event.get("lr"))
-            if it is not None and lr is not None:
-                xs.append(it)
-                ys.append(lr)
-    if not xs:
+        points = [(finite(e.get("iter")), finite(e.get("lr"))) for e in lr_events]
+        points = [(it, lr) for it, lr in points if it is not None and lr is not None]
+        xs, ys = np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float)
+    if not len(xs):
         return None
     figure, axes = _new_figure(11, 3.4)
     ax = axes[0][0]
     _style(ax, "learning rate", ylabel="lr")
-    line = decimate(xs, ys)
+    line = decimate(xs, ys, plot_width(ax))
     ax.step(line.x, line.hi, where="post", color=_COLORS[0], linewidth=1.4, label="lr")
-    positive = [y for y in ys if y > 0]
-    if positive and max(positive) / min(positive) > 20:
+    positive = ys[ys > 0]
+    if len(positive) and positive.max() / positive.min() > 20:
         ax.set_yscale("log")
     marked = {"user": "#e67e22", "recovery": "#c0392b"}
     labelled: set[str] = set()
@@ -285,15 +324,15 @@ def label_lr_changes(ax: Any, marks: Sequence[tuple[float, float, str]]) -> list
 
 def memory_plot(run: RunDir) -> bytes | None:
     """Memory over iterations: CUDA allocated / reserved / peak, and process RSS."""
-    series = {key: run.series(key) for key in MEMORY_KEYS}
-    series = {key: value for key, value in series.items() if value[0]}
+    series = {key: run.column(key) for key in MEMORY_KEYS}
+    series = {key: value for key, value in series.items() if len(value[0])}
     if not series:
         return None
     figure, axes = _new_figure(11, 3.4)
     ax = axes[0][0]
     _style(ax, "memory", ylabel="MB")
     for index, (key, (xs, ys)) in enumerate(series.items()):
-        line = decimate(xs, ys)
+        line = decimate(xs, ys, plot_width(ax))
         color = _COLORS[index % len(_COLORS)]
         # The max of a bucket is what matters for memory (the peak that OOMs).
         ax.plot(line.x, line.hi, color=color, linewidth=1.3, label=key)

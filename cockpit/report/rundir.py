@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
+from cockpit.report.columnar import TrainTable, read_metrics
 from cockpit.runfiles import layout, records
 from cockpit.runfiles.codec import finite as _finite
 from cockpit.runfiles.codec import number as _number
@@ -65,8 +66,9 @@ class RunDir:
     config: Any = None
     """A validated :class:`cockpit.config.Config`, or None when unreadable."""
     config_error: str | None = None
-    train: list[dict[str, Any]] = field(default_factory=list)
-    """Training records (``kind == "train"``) in file order."""
+    train: Sequence[dict[str, Any]] = field(default_factory=list)
+    """Training records (``kind == "train"``) in file order: a list, or a
+    :class:`~cockpit.report.columnar.TrainTable` when read as columns."""
     evals: list[dict[str, Any]] = field(default_factory=list)
     """Evaluation records: ``iter``, ``epoch``, ``eval`` (the COCO numbers and ``per_class``)."""
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -82,15 +84,6 @@ class RunDir:
     """What was damaged but worked around (skipped lines, unreadable files)."""
     skipped: list[str] = field(default_factory=list)
     """One line per JSON-lines file with skipped lines (also in ``problems``)."""
-    _train_lines: tuple[list[dict[str, Any]], list[bytes]] | None = field(default=None, repr=False, compare=False)
-
-    def train_lines(self) -> list[bytes] | None:
-        """The ``metrics.jsonl`` line of each training record, parallel to :attr:`train`;
-        None when the records did not come from it one to one (rebuilt from events, cut
-        by a resume, or :attr:`train` replaced since)."""
-        if self._train_lines is None or self._train_lines[0] is not self.train:
-            return None
-        return self._train_lines[1]
 
     @property
     def name(self) -> str:
@@ -108,12 +101,24 @@ class RunDir:
         """:meth:`series` as float arrays (read once per key and kept)."""
         cache = self.__dict__.setdefault("_columns", {})
         if cache.get(None, (None,))[0] is not self.train:
-            # The iteration column is shared by every series: gathered once per history.
             cache.clear()
-            cache[None] = (self.train, [record.get("iter") for record in self.train])
+            cache[None] = (self.train, None)
         if key not in cache:
-            cache[key] = _column(cache[None][1], [record.get(key) for record in self.train])
+            cache[key] = self._read_column(key, cache)
         return cache[key]
+
+    def _read_column(self, key: str, cache: dict) -> tuple["np.ndarray", "np.ndarray"]:
+        import numpy as np
+
+        if isinstance(self.train, TrainTable):
+            values = self.train.column(key)
+            if values is None:
+                return np.empty(0), np.empty(0)
+            return self.train.column("iter"), values
+        if "iter" not in cache:
+            # The iteration column is shared by every series: gathered once per history.
+            cache["iter"] = [record.get("iter") for record in self.train]
+        return _column(cache["iter"], [record.get(key) for record in self.train])
 
 
 _PLAIN = frozenset({int, float})
@@ -219,17 +224,17 @@ def _load_records(run: RunDir) -> None:
             "the run's status is unknown."
         )
 
-    metrics = read_jsonl(run.path / layout.METRICS, METRICS_SCHEMA, keep_lines=True)
+    table, metrics = read_metrics(run.path / layout.METRICS, METRICS_SCHEMA)
     run.skipped += metrics.describe(layout.METRICS)
     run.problems += run.skipped
-    lines: list[bytes] = []
-    for record, line in zip(metrics.records, metrics.lines or ()):
+    train: list[dict[str, Any]] = []
+    for record in metrics.records:
         kind = record.get("kind", "train")
         if kind == "train":
-            run.train.append(record)
-            lines.append(line)
+            train.append(record)
         elif kind == "eval" and isinstance(record.get("eval"), dict):
             run.evals.append(record)
+    run.train = table if table is not None else train
     if not metrics.exists:
         run.missing.append("metrics.jsonl is missing.")
     # Step and eval events duplicate metrics.jsonl; use them only when it has none.
@@ -244,16 +249,25 @@ def _load_records(run: RunDir) -> None:
         if not run.evals:
             run.missing.append("No evaluation yet: no AP, evaluation table or per-class AP.")
     # A resume appends: what a killed process logged past its checkpoint is not the run's history.
-    train, dropped = records.monotonic(run.train)
-    if not dropped and len(lines) == len(train):
-        run._train_lines = (train, lines)
-    run.train = train
+    run.train, dropped = _monotonic(run.train)
     run.evals, dropped_evals = records.monotonic(run.evals, keep_equal=True)
     if dropped + dropped_evals:
         run.problems.append(
             f"{dropped + dropped_evals} record(s) logged after a checkpoint that a resume went back to "
             "are left out (the resumed run logged those iterations again)"
         )
+
+
+def _monotonic(train: Sequence[dict[str, Any]]) -> tuple[Sequence[dict[str, Any]], int]:
+    """:func:`records.monotonic`; a table whose iterations only grow is kept as it is
+    (checked on its column instead of 100,000 parsed records)."""
+    import numpy as np
+
+    if isinstance(train, TrainTable):
+        iters = train.column("iter")
+        if iters is not None and bool(np.all(np.diff(iters) > 0)):
+            return train, 0
+    return records.monotonic(list(train))
 
 
 def read_run_dir(path: str | Path) -> RunDir:

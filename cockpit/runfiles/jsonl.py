@@ -15,7 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Collection, Iterator, Mapping, TextIO
+from typing import Any, BinaryIO, Collection, Iterable, Iterator, Mapping, TextIO
 
 from cockpit.runfiles import codec
 from cockpit.runfiles.layout import TEMP_SUFFIX
@@ -103,10 +103,6 @@ class JsonlFile:
     truncated_tail: bool = False
     """The last line is cut off -- normal for a run killed mid-write, or still being written."""
     error: str | None = None
-    lines: list[bytes] | None = None
-    """With ``keep_lines``: each record's line as read, parallel to :attr:`records` (a
-    report copies the common lines' numbers to ``metrics.csv`` as text instead of
-    formatting 2 million floats again)."""
 
     def describe(self, name: str) -> list[str]:
         """One line per problem (empty when the file read cleanly)."""
@@ -150,8 +146,7 @@ def _skimmed(raw: bytes, prefixes: dict[bytes, str]) -> dict[str, Any] | None:
 
 
 def iter_jsonl(
-    path: Path, schema: Schema | None = None, into: JsonlFile | None = None, skim: Collection[str] = (),
-    keep_lines: bool = False,
+    path: Path, schema: Schema | None = None, into: JsonlFile | None = None, skim: Collection[str] = ()
 ) -> Iterator[dict[str, Any]]:
     """Yield the good records of ``path`` one by one (constant memory); bad lines are
     counted in ``into`` (give one to learn what was skipped).
@@ -161,11 +156,8 @@ def iter_jsonl(
     events of ``events.jsonl`` only for their times (``metrics.jsonl`` has their values),
     and parsing them whole was most of its run time. Lines not exactly as cockpit's writer
     writes them are parsed and checked in full as usual.
-
-    ``keep_lines``: fill ``into.lines`` with the raw line of each record yielded.
     """
     stats = into if into is not None else JsonlFile()
-    lines = stats.lines = [] if keep_lines else None
     prefixes = {b'{"kind":' + json.dumps(kind).encode() + b',"time":': kind for kind in skim}
     try:
         handle = open(path, "rb")
@@ -177,38 +169,40 @@ def iter_jsonl(
         return
     stats.exists = True
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
+        yield from parse_lines(enumerate(handle, start=1), schema, stats, prefixes)
+
+
+def parse_lines(
+    numbered: Iterable[tuple[int, bytes]], schema: Schema | None, stats: JsonlFile, prefixes: dict[bytes, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The good records of ``(line number, raw line)`` pairs; what is skipped goes to
+    ``stats`` (see :func:`iter_jsonl`, whose loop this is; ``prefixes``: its skimmed kinds)."""
+    for number, raw in numbered:
+        if not raw.strip():
+            continue
+        if prefixes:
+            lite = _skimmed(raw, prefixes)
+            if lite is not None:
+                yield lite
                 continue
-            if prefixes:
-                lite = _skimmed(raw, prefixes)
-                if lite is not None:
-                    if lines is not None:
-                        lines.append(raw)
-                    yield lite
-                    continue
-            try:
-                record = codec.loads(raw)
-            except ValueError:
-                if not raw.endswith(b"\n"):
-                    stats.truncated_tail = True
-                else:
-                    stats.bad_lines.append(number)
-                continue
-            if check(record, schema) is not None:
+        try:
+            record = codec.loads(raw)
+        except ValueError:
+            if not raw.endswith(b"\n"):
+                stats.truncated_tail = True
+            else:
                 stats.bad_lines.append(number)
-                continue
-            if lines is not None:
-                lines.append(raw)
-            yield record
+            continue
+        if check(record, schema) is not None:
+            stats.bad_lines.append(number)
+            continue
+        yield record
 
 
-def read_jsonl(
-    path: Path, schema: Schema | None = None, skim: Collection[str] = (), keep_lines: bool = False
-) -> JsonlFile:
+def read_jsonl(path: Path, schema: Schema | None = None, skim: Collection[str] = ()) -> JsonlFile:
     """Every good record of ``path`` with what was skipped (see :func:`iter_jsonl`)."""
     result = JsonlFile()
-    result.records = list(iter_jsonl(Path(path), schema, result, skim, keep_lines))
+    result.records = list(iter_jsonl(Path(path), schema, result, skim))
     return result
 
 
