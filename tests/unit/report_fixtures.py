@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from cockpit.config import Config, dump_config
+from cockpit.runfiles.codec import dumps
 from cockpit.engine.events import (
     CheckpointSaved,
     CommandAck,
@@ -79,7 +80,8 @@ def _train_record(it: int, epoch: int, lr: float, nan: bool = False, telemetry: 
 
 
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    # The writer's own encoding (compact, NaN as "nan"): the report reads such lines as columns.
+    path.write_text("".join(dumps(r) + "\n" for r in records), encoding="utf-8")
 
 
 def _write_val_set(root: Path) -> Path:

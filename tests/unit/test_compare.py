@@ -111,9 +111,7 @@ def test_curves_include_assignment_signals_and_val_loss_only_when_present(two_ru
     assert {"loss", "loss_classifier", "lr", "AP50"} <= set(keys)
     assert "roi_fg_frac" not in keys and "val_loss" not in keys and "mem_peak_mb" not in keys
     # A newer engine adds them to one run: they appear, for that run only.
-    for record in runs[1].train:
-        record["roi_fg_frac"] = 0.25
-        record["fg_cls_accuracy"] = 0.5
+    runs[1].train = [{**record, "roi_fg_frac": 0.25, "fg_cls_accuracy": 0.5} for record in runs[1].train]
     runs[1].evals[-1]["val_loss"] = {"loss": 0.8, "loss_classifier": 0.3}
     labels = ca.run_labels(runs)
     keys = {curve.key: curve for curve in ca.curves(runs, labels)}
