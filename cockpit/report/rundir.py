@@ -157,6 +157,31 @@ def _records_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [records.train_record(event) for event in events if event.get("kind") == "step"]
 
 
+def _compact_steps(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events with each run of consecutive ``step`` events cut to the three whose times
+    the report reads: the first, the earliest and the latest (where a session starts and
+    ends; the run's first time). The report reads nothing else of a step event, and the
+    100,000 of a long run were walked by every timeline, status and duration function."""
+    kept: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("kind") == "step":
+            steps.append(event)
+            continue
+        if steps:
+            kept += _step_extremes(steps)
+            steps = []
+        kept.append(event)
+    return kept + _step_extremes(steps)
+
+
+def _step_extremes(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    stamps = [(stamp, index) for index, stamp in enumerate(map(_finite, (e.get("time") for e in steps))) if stamp is not None]
+    if not stamps:
+        return []  # no time to read: every reader skips such events
+    return [steps[index] for index in sorted({stamps[0][1], min(stamps)[1], max(stamps)[1]})]
+
+
 def _load_config(run: RunDir) -> None:
     path = run.path / layout.CONFIG
     text: str | None = None
@@ -216,7 +241,7 @@ def _load_records(run: RunDir) -> None:
     # Step events are skimmed (kind, time, iter): metrics.jsonl holds their values.
     events = read_jsonl(run.path / layout.EVENTS, EVENT_SCHEMA, skim=("step",))
     run.skipped += events.describe(layout.EVENTS)
-    run.events = events.records
+    run.events = _compact_steps(events.records)
     run.has_events = events.exists
     if not events.exists:
         run.missing.append(

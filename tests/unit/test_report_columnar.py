@@ -179,3 +179,29 @@ def test_numpy_ema_matches_the_plain_recurrence(span: float) -> None:
     assert np.allclose(got, want, rtol=1e-10, atol=0, equal_nan=True)
     flat = plots.ema_array(list(itertools.repeat(0.1, 5000)), span)
     assert (flat == 0.1).all()
+
+
+def test_compacted_step_events_keep_every_figure_the_report_derives_from_events(tmp_path: Path) -> None:
+    from cockpit.report import analysis as an
+    from cockpit.report.rundir import _compact_steps
+
+    def step(it: int, stamp: object) -> dict:
+        return {"kind": "step", "time": stamp, "iter": it}
+
+    events = [step(0, 50.0)]  # a step before any start: it opens the first session
+    events += [{"kind": "run_started", "time": 100.0, "start_iter": 0}]
+    events += [step(it, 100.0 + it) for it in range(1, 500)] + [step(500, 90.0), step(501, "nan")]
+    events += [{"kind": "state", "state": "PAUSED", "previous": "RUNNING", "time": 700.0, "iter": 501}]
+    events += [step(it, 650.0 + it) for it in range(502, 900)]
+    events += [{"kind": "run_started", "time": 5000.0, "start_iter": 800, "resumed_from": "last.pt"}]
+    events += [step(it, 5000.0 + it) for it in range(800, 1200)]
+    events += [{"kind": "finished", "time": 6300.0, "iter": 1199, "outcome": "finished"}]
+    run = read_run_dir(tmp_path)  # an empty folder: only the events matter here
+    run.has_events = True
+    figures = []
+    for kept in (events, _compact_steps(events)):
+        run.events = kept
+        figures.append((an.start_time(run), an.active_duration(run), an.run_status(run), an.timeline(run),
+                        an.timeline_counts(run), an.last_iteration(run)))
+    assert figures[0] == figures[1]
+    assert len(_compact_steps(events)) < 20
