@@ -51,7 +51,8 @@ class TrainTable(Sequence[dict[str, Any]]):
         self._lines = lines
         self._values = values  # one column per key after "kind"
         self.text = text
-        """``train,<value>,...}\\n`` per record: metrics.csv's rows before padding."""
+        """``<value>,...}\\n`` per record (every key but ``kind``): metrics.csv's rows, less
+        their ``train,`` and their padding."""
 
     def __len__(self) -> int:
         return len(self._lines)
@@ -113,27 +114,26 @@ def train_table(lines: list[bytes], schema: Schema) -> TrainTable | None:
         return None
     count = len(lines)
     block = b"\n".join(lines) + b"\n"
-    nonfinite = False
-    for quoted, word in _NONFINITE:
-        if quoted in block:  # rare (a NaN loss): one pass over the block each
-            block, nonfinite = block.replace(quoted, word), True
-    if block.count(b"{") != count or block.count(b"}") != count:
-        return None  # an object value
-    data = np.frombuffer(block, dtype=np.uint8)
-    cuts = _key_cuts(data, count, keys)
+    cuts = _key_cuts(np.frombuffer(block, dtype=np.uint8), count, keys)
+    nonfinite = cuts is None and any(quoted in block for quoted, _word in _NONFINITE)
+    if nonfinite:
+        # A NaN loss is written as the string "nan" (two quotes more): unquote, look again.
+        for quoted, word in _NONFINITE:
+            block = block.replace(quoted, word)
+        cuts = _key_cuts(np.frombuffer(block, dtype=np.uint8), count, keys)
     if cuts is None:
         return None
-    cut, is_quote, opens, colons = cuts
+    data = np.frombuffer(block, dtype=np.uint8)
+    keep, opens, colons = cuts
     if not all(_int_tokens(data, colons[:, i] + 1, opens[:, i + 1] - 1) for i in ints):
         return None  # the line reader would call such a line bad (iter must be an integer)
-    text = data[~cut & ~is_quote].tobytes()
-    # Left: "train" and the values. Only number bytes (and nan/inf letters) may remain.
-    allowed = _NUMBER_BYTES + (b"naif" if nonfinite else b"")
-    if text.translate(None, allowed) != (b"tr" if nonfinite else b"train") * count:
+    text = data[keep].tobytes()
+    # Only the values are left: number bytes (and nan/inf letters) and nothing else -- no
+    # brace of an object value, no letter of a true/false/null.
+    if text.translate(None, _NUMBER_BYTES + (b"naif" if nonfinite else b"")):
         return None
     # "}\n" ends a line: a comma before the next line's first number (and none after the last).
-    numbers = text.replace(b"train,", b"").translate(_TO_SEPARATORS)[:-2]
-    values = _parse_numbers(numbers, count * (len(keys) - 1))
+    values = _parse_numbers(text.translate(_TO_SEPARATORS)[:-2], count * (len(keys) - 1))
     if values is None:
         return None
     return TrainTable(keys, lines, values.reshape(count, len(keys) - 1), text)
@@ -156,14 +156,18 @@ def _int_keys(schema: Schema, keys: tuple[str, ...]) -> list[int] | None:
     return positions
 
 
-def _key_cuts(data: "np.ndarray", count: int, keys: tuple[str, ...]) -> tuple[Any, Any, Any, Any] | None:
-    """Where the ``{`` and the ``"key":`` tokens are: (mask of those bytes, mask of quotes,
-    opening quote of each key, its colon), or None unless every line has exactly the keys
-    of ``keys`` in order and no other string than the ``"train"`` value."""
+def _key_cuts(data: "np.ndarray", count: int, keys: tuple[str, ...]) -> tuple[Any, Any, Any] | None:
+    """(mask of the bytes to keep, opening quote of each key, its colon), or None unless
+    every line has exactly the keys of ``keys`` in order and no string but ``"train"``.
+
+    Cut from each line: ``{"kind":"train","<second key>":`` and every later ``,"key":``
+    but its comma, leaving ``<value>,<value>,...}``. Each line holds at least the quotes
+    of its keys, so an exact total means no other quote anywhere; the bytes cut are then
+    compared with what the keys must give."""
     import numpy as np
 
-    is_quote = data == ord('"')
     per_line = 2 * (len(keys) + 1)
+    is_quote = data == ord('"')
     if np.count_nonzero(is_quote) != count * per_line:
         return None
     quotes = np.flatnonzero(is_quote).reshape(count, per_line)
@@ -172,18 +176,19 @@ def _key_cuts(data: "np.ndarray", count: int, keys: tuple[str, ...]) -> tuple[An
     colons = np.delete(quotes[:, 1::2], 1, axis=1) + 1
     if not (data[colons] == ord(":")).all():
         return None
-    # Each cut runs from the opening quote (the brace, for the first key) to the colon:
-    # +1 at its start and -1 past its end make a running sum of 1 inside a cut, 0 outside.
-    edges = np.zeros(len(data) + 1, dtype=np.int8)
-    starts = opens.copy()
-    starts[:, 0] -= 1
-    edges[starts] = 1
-    edges[colons + 1] = -1
-    cut = np.cumsum(edges[:-1], dtype=np.int8).astype(bool)
-    expected = b"{" + b"".join(json.dumps(key).encode("ascii") + b":" for key in keys)
-    if data[cut].tobytes() != expected * count:
+    starts = opens[:, 1:].copy()
+    starts[:, 0] = opens[:, 0] - 1  # the brace
+    bounds = np.stack([starts, colons[:, 1:] + 1], axis=2).ravel()
+    if bounds[0] != 0 or not (np.diff(bounds) > 0).all():
         return None
-    return cut, is_quote, opens, colons
+    # Segments alternate cut, kept, cut, ...: np.repeat lays the mask out in one pass.
+    flags = np.zeros(len(bounds), dtype=bool)
+    flags[1::2] = True
+    keep = np.repeat(flags, np.diff(bounds, append=len(data)))
+    expected = TRAIN_PREFIX + b"".join(json.dumps(key).encode("ascii") + b":" for key in keys[1:])
+    if data[~keep].tobytes() != expected * count:
+        return None
+    return keep, opens, colons
 
 
 def _int_tokens(data: "np.ndarray", starts: "np.ndarray", ends: "np.ndarray") -> bool:

@@ -79,7 +79,7 @@ def _as_text(run: RunDir) -> bytes | None:
     if iters is None or any(_order(row)[0] != _order(row)[0] for row in evals):
         return None  # a NaN iteration has no place in a sorted order
     pad = b"," * (len(columns) - len(table.keys))
-    block = table.text.replace(b"}\n", pad + b"\r\n")
+    block = b"train," + table.text.replace(b"}\n", pad + b"\r\ntrain,")[: -len(b"train,")]
     # Each evaluation goes after the training rows of its iteration, as the general path sorts.
     import numpy as np
 
