@@ -47,6 +47,9 @@ from cockpit.engine.events import (
     RunFinished,
     RunStarted,
     RunWarning,
+    Severity,
+    StartupFailed,
+    StartupPhase,
 )
 from cockpit.engine.link import EngineLink
 from cockpit.ui.baseline import Baseline
@@ -55,7 +58,7 @@ from cockpit.ui.bridge import EngineBridge, EventsPending
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
 from cockpit.ui.pane_navigation import PaneNavigation
 from cockpit.ui.run_actions import RunActions
-from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
+from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen, StartupFailedScreen
 from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
@@ -222,7 +225,9 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         # Step records are only shown at the next redraw: ringing for them more often than
         # that would wake the loop (and take the GIL from training) for nothing.
         self.bridge = EngineBridge(self, link, min_interval=self.redraw_interval)
-        link.start()
+        # Started once this frame is on the screen: a start-up imports torch (seconds, much
+        # of it holding the GIL) and the user should see the cockpit first.
+        self.call_after_refresh(link.start)
 
     # -- events in ----------------------------------------------------------------------
     @on(EventsPending)
@@ -267,6 +272,8 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
                 self._show_error("The run paused on an error", event.summary, event.traceback,
                                  "The engine paused itself: p resumes; or edit the config (5, enter), "
                                  "apply it (ctrl+s), and R restarts.")
+        elif isinstance(event, StartupFailed):
+            self._startup_failed(event)
         elif isinstance(event, RunFinished):
             if event.outcome is Outcome.FAILED:
                 self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
@@ -327,6 +334,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             if LOSSES in dirty:
                 self.loss_plot.loss_kinds = self.model.labels.loss_kinds()
                 self.loss_plot.val_losses = list(self.model.val_losses)
+                self.loss_plot.waiting_text = self.model.waiting_for
                 self.loss_plot.show(self.model.losses, self.model.evals, self.model.baseline)
             if LABELS in dirty:
                 self.labels_panel.show_state(self.model.labels)
@@ -407,6 +415,17 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         error = self.model.last_error or RunError(summary="The loss became non-finite.", traceback="", fatal=False)
         self._offer_recovery(error)
 
+    def _startup_failed(self, event: StartupFailed) -> None:
+        rows = [row for row in self.model.checklist.flagged() if row.severity is Severity.ERROR] if event.preflight else []
+        hint = ("Nothing was trained. q quits; esc closes this window (the Checklist pane keeps the details). "
+                "Fix the data, or edit the config (5, enter; ctrl+s applies), then R checks again and starts.")
+
+        def chosen(quit_now: bool | None) -> None:
+            if quit_now:
+                self.shutdown()
+
+        self.push_screen(StartupFailedScreen(event.summary, rows, event.detail, hint), chosen)
+
     def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, summary, traceback, hint))
 
@@ -423,6 +442,10 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             self.config = self.config.copy_with(message.changes)
 
     def action_restart_run(self) -> None:
+        if self.config_editor.pending_restart is None and self.model.startup_failure is not None:
+            # The run never started: R tries again (the data may be fixed on disk by now).
+            self._restart_requested(ConfigEditor.RestartRequested(self.config_editor.running))
+            return
         self.config_editor.action_restart()
 
     @on(ConfigEditor.RestartRequested)
@@ -451,12 +474,15 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def action_quit_cockpit(self) -> None:
         if self._quitting:
             return
-        running = not self.model.state.is_terminal
-        detail = (
-            "Training stops at the next iteration boundary and a checkpoint is saved first."
-            if running
-            else "The run has already ended."
-        )
+        if self.model.startup_failure is not None:
+            self.shutdown()  # nothing ran, nothing to lose: no question asked
+            return
+        if self.model.startup is not None and self.model.startup is not StartupPhase.STARTING:
+            detail = "The run has not started: the start-up stops and nothing is trained."
+        elif not self.model.state.is_terminal:
+            detail = "Training stops at the next iteration boundary and a checkpoint is saved first."
+        else:
+            detail = "The run has already ended."
 
         def confirmed(yes: bool | None) -> None:
             if yes:

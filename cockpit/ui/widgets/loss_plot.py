@@ -129,6 +129,8 @@ class LossPlot(Vertical, can_focus=True):
         self.baseline: Baseline | None = None
         self.loss_kinds: dict[str, str] = {}
         """Term -> the loss it is when not torchvision's (``{"loss_box_reg": "giou"}``), for the legend."""
+        self.waiting_text = "waiting for the first training step…"
+        """Shown until the first step: what the run is doing meanwhile (checking data...)."""
         self.val_losses: list[tuple[int, dict[str, float]]] = []
         """(iteration, val loss terms and total) of each evaluation: drawn as × in their curve's colour."""
         self.version = 0
@@ -266,7 +268,7 @@ class LossPlot(Vertical, can_focus=True):
         """The chart for a ``width`` x ``height`` canvas: y labels, braille curves (the
         baseline's faintly behind), AP50 markers on a right 0..1 axis, x labels."""
         if len(self.history) == 0:
-            return Text("waiting for the first training step…", style="dim", justify="center")
+            return Text(self.waiting_text, style="dim", justify="center")
         rows = height - 2  # the x axis and its labels below
         if rows < 2 or width < 24:
             return Text("(pane too small for the plot)", style="dim")
