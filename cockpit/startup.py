@@ -193,12 +193,12 @@ class StartupLink:
         from cockpit.diagnostics.preflight import verdict_dict
         from cockpit.engine.preflight_flags import preflight_flags
 
+        if self.cancelled:
+            raise StartupCancelled()
         # Every split so far: the checklist keeps one row per rule, flagged in any split wins.
         self._verdicts += [verdict_dict(v, scan.split) for v in scan.verdicts]
         for event in preflight_flags(self._verdicts):
             self._publish(event)
-        if self.cancelled:
-            raise StartupCancelled()
 
     def _hand_over(self) -> None:
         try:
