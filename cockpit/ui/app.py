@@ -47,9 +47,7 @@ from cockpit.engine.events import (
     RunFinished,
     RunStarted,
     RunWarning,
-    Severity,
     StartupFailed,
-    StartupPhase,
 )
 from cockpit.engine.link import EngineLink
 from cockpit.ui.baseline import Baseline
@@ -58,7 +56,7 @@ from cockpit.ui.bridge import EngineBridge, EventsPending
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
 from cockpit.ui.pane_navigation import PaneNavigation
 from cockpit.ui.run_actions import RunActions
-from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen, StartupFailedScreen
+from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
 from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 from cockpit.ui.widgets.checklist_panel import ChecklistPanel
 from cockpit.ui.widgets.config_editor import ConfigEditor
@@ -415,17 +413,6 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         error = self.model.last_error or RunError(summary="The loss became non-finite.", traceback="", fatal=False)
         self._offer_recovery(error)
 
-    def _startup_failed(self, event: StartupFailed) -> None:
-        rows = [row for row in self.model.checklist.flagged() if row.severity is Severity.ERROR] if event.preflight else []
-        hint = ("Nothing was trained. q quits; esc closes this window (the Checklist pane keeps the details). "
-                "Fix the data, or edit the config (5, enter; ctrl+s applies), then R checks again and starts.")
-
-        def chosen(quit_now: bool | None) -> None:
-            if quit_now:
-                self.shutdown()
-
-        self.push_screen(StartupFailedScreen(event.summary, rows, event.detail, hint), chosen)
-
     def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, summary, traceback, hint))
 
@@ -440,13 +427,6 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def _patch(self, message: ConfigEditor.PatchRequested) -> None:
         if self.send(ApplyPatch(dict(message.changes))):
             self.config = self.config.copy_with(message.changes)
-
-    def action_restart_run(self) -> None:
-        if self.config_editor.pending_restart is None and self.model.startup_failure is not None:
-            # The run never started: R tries again (the data may be fixed on disk by now).
-            self._restart_requested(ConfigEditor.RestartRequested(self.config_editor.running))
-            return
-        self.config_editor.action_restart()
 
     @on(ConfigEditor.RestartRequested)
     def _restart_requested(self, message: ConfigEditor.RestartRequested) -> None:
@@ -477,12 +457,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.model.startup_failure is not None:
             self.shutdown()  # nothing ran, nothing to lose: no question asked
             return
-        if self.model.startup is not None and self.model.startup is not StartupPhase.STARTING:
-            detail = "The run has not started: the start-up stops and nothing is trained."
-        elif not self.model.state.is_terminal:
-            detail = "Training stops at the next iteration boundary and a checkpoint is saved first."
-        else:
-            detail = "The run has already ended."
+        detail = self._quit_detail()
 
         def confirmed(yes: bool | None) -> None:
             if yes:
