@@ -11,7 +11,6 @@ stands against it. The braille chart itself is :mod:`cockpit.ui.braille_chart`.
 from __future__ import annotations
 
 import math
-import time
 
 from rich.style import Style
 from rich.text import Text
@@ -81,12 +80,10 @@ class _Chart(Widget):
         key = (self._owner.version, self.size.width, self.size.height, self.app.theme)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        started = time.perf_counter()
         try:
             rendered = self._owner.draw(self.size.width, self.size.height)
         except Exception as error:  # noqa: BLE001 - odd data must not take the cockpit down
             rendered = Content.styled(f"cannot draw the plot: {type(error).__name__}: {error}", "$text-error")
-        self._owner.build_seconds = time.perf_counter() - started
         self._cache = (key, rendered)
         return rendered
 
@@ -135,8 +132,6 @@ class LossPlot(Vertical, can_focus=True):
         """(iteration, val loss terms and total) of each evaluation: drawn as × in their curve's colour."""
         self.version = 0
         """Bumped whenever what the chart shows changes (its render cache key)."""
-        self.build_seconds = 0.0
-        """How long the last chart build took: the app spaces plot redraws by it."""
 
     def compose(self) -> ComposeResult:
         yield Static(classes="legend")
