@@ -106,13 +106,13 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     if name == "ui_overhead":
         return [
             (
-                "2. Cockpit overhead (TUI drawing in a pty), `tiny`",
-                f"throughput ratio **{r['ratio']:.3f}** (bare {r['bare_ms_per_iter']:.0f} ms/it, cockpit "
+                f"2. Cockpit overhead (TUI drawing in {r['terminal']}) vs `--headless`, `tiny`, log_every 1",
+                f"throughput ratio **{r['ratio']:.3f}** (headless {r['headless_ms_per_iter']:.0f} ms/it, cockpit "
                 f"{r['cockpit_ui_ms_per_iter']:.0f} ms/it; per pair "
                 + ", ".join(f"{p:.3f}" for p in r["pair_ratios"])
-                + f"); UI thread {100 * r['ui_thread_cpu_share']:.1f}% of one core "
-                f"({r['terminal_kb_per_s']:.0f} KB/s to the terminal)",
-                ">= 0.95 on 2 cores",
+                + f"); UI thread {100 * r['ui_thread_cpu_share']:.1f}% of one core"
+                + (f" ({r['terminal_kb_per_s']:.0f} KB/s to the terminal)" if r.get("terminal_kb_per_s") else ""),
+                ">= 0.95 of headless on 2 cores",
                 yes(r["ratio"] >= 0.95),
             )
         ]
@@ -159,10 +159,12 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
             ),
             (
                 "5. First drawn cockpit frame (sample)",
-                f"**{r['first_frame_s']:.2f} s** (median {r['first_frame_median_s']:.2f} s); first loss record at "
+                f"**{r['first_frame_s']:.2f} s** (median {r['first_frame_median_s']:.2f} s) = **{r['first_frame_ratio']:.2f}x** "
+                f"the process `python -c \"import torch, torchvision\"` ({r['torch_import_process_s']:.2f} s); "
+                "first loss record at "
                 + (f"{r['first_loss_record_s']:.1f} s" if r.get("first_loss_record_s") else "n/a"),
-                "< 3 s",
-                yes(r["first_frame_s"] < 3.0),
+                "<= 0.5x the torch + torchvision import",
+                yes(r["first_frame_ratio"] <= 0.5),
             ),
         ]
     if name == "preflight_speed":

@@ -16,10 +16,11 @@ from cockpit.cli_args import build_parser
 # check passed); 1 the data or the run failed (pre-flight errors, data that cannot be found
 # or read, a failed run or detach); 2 the command could not be used as given: bad
 # arguments, a config that does not parse or validate, a path named on the command line
-# (--resume, a run directory) that is not there.
+# (--resume, a run directory) that is not there; 130 interrupted (or quit) before a run started.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _error(message: str) -> None:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         _error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _load(args) -> "object | None":
@@ -225,44 +226,57 @@ def _cmd_run(args) -> int:
     config = _load(args)
     if config is None:
         return EXIT_USAGE
+    headless = args.headless or not sys.stdout.isatty() or rank != "0"
+    if not (headless or args.detach):
+        # The cockpit opens at once and checks the data itself (cockpit/startup.py).
+        injections = _parsed_injections(args)
+        if injections is None:
+            return EXIT_USAGE
+        if args.no_check and (missing := _missing_data_path(config)) is not None:
+            _error(f"{missing} (--no-check skips the data scan, not this)")
+            return EXIT_FAILED
+        baseline, ok = _load_baseline(args)
+        return _run_in_cockpit(args, config, injections, baseline) if ok else EXIT_USAGE
     checked = _checked_start(args, config, rank)
     if isinstance(checked, int):
         return checked
     injections, preflight = checked
     if args.detach:
         return _run_detached(args, preflight)
-    headless = args.headless or not sys.stdout.isatty() or rank != "0"
-    baseline, ok = _load_baseline(args, headless=headless, quiet=rank != "0")
+    baseline, ok = _load_baseline(args, headless=True, quiet=rank != "0")
     if not ok:
         return EXIT_USAGE
     from cockpit.assembly import make_trainer
-    from cockpit.engine.session import RunRequest
+    from cockpit.engine.session import RunRequest, run_headless
 
     request = RunRequest(config=config, config_path=args.config, resume=args.resume, injections=injections, preflight=preflight)
     try:
-        trainer = make_trainer(request, headless=headless)
+        trainer = make_trainer(request, headless=True)
     except Exception as error:  # noqa: BLE001 - ResumeError, CheckpointError, OSError: all one line
         _error(str(error))
         return EXIT_USAGE
     _record_process(trainer)
-    if headless:
-        from cockpit.engine.session import run_headless
+    code = run_headless(trainer)
+    if rank == "0":
+        _print_exit_summary(trainer.run_dir, args.config, _given_overrides(args))
+    return code
 
-        code = run_headless(trainer)
-        if rank == "0":
-            _print_exit_summary(trainer.run_dir, args.config, _given_overrides(args))
-        return code
-    return _run_in_cockpit(args, config, request, trainer, baseline)
+
+def _parsed_injections(args):
+    """``--inject`` values parsed, or None (after one line) when one is malformed."""
+    from cockpit.engine.faults import parse_injection
+
+    try:
+        return [parse_injection(text) for text in args.inject]
+    except ValueError as error:
+        _error(str(error))
+        return None
 
 
 def _checked_start(args, config, rank: str):
     """(injections, pre-flight report or None) when the run may start, else the exit code."""
-    from cockpit.engine.faults import parse_injection
-
-    try:
-        injections = [parse_injection(text) for text in args.inject]
-    except ValueError as error:
-        _error(str(error))
+    injections = _parsed_injections(args)
+    if injections is None:
         return EXIT_USAGE
     if args.no_check:
         missing = _missing_data_path(config)
@@ -279,33 +293,58 @@ def _checked_start(args, config, rank: str):
     return injections, report.to_dict() if report is not None else None
 
 
-def _run_in_cockpit(args, config, request, trainer, baseline) -> int:
-    """The Textual cockpit on ``trainer`` until the user quits; then the exit summary."""
-    from cockpit.assembly import engine_factory
+def _run_in_cockpit(args, config, injections, baseline) -> int:
+    """The Textual cockpit until the user quits; then the exit summary.
+
+    The app is drawn first: the data check and the trainer's construction (torch's import
+    included) run behind it in a :class:`~cockpit.startup.StartupLink`."""
+    import os
+
     from cockpit.engine.events import RunState
+    from cockpit.startup import StartupLink
     from cockpit.ui.app import create_app
     from cockpit.ui.widgets.config_editor import config_changes
 
-    build = engine_factory(request)
+    check_data = not args.no_check
 
-    def build_recorded(new_config, resume_from):
-        # A restart from the Config pane makes a new run folder: record this process there too.
-        new = build(new_config, resume_from)
-        _record_process(new)
-        return new
+    def build(new_config, preflight, resume=args.resume, injections=injections):
+        from cockpit.assembly import make_trainer
+        from cockpit.engine.session import RunRequest
 
-    # No restart in a multi-process run (engine_factory gives None): every rank would have to restart.
-    app = create_app(
-        trainer, config, args.config, engine_factory=build_recorded if build is not None else None, baseline=baseline
-    )
+        request = RunRequest(config=new_config, config_path=args.config, resume=resume, injections=injections,
+                             preflight=preflight)
+        return make_trainer(request, headless=False)
+
+    def restart(new_config, resume_from):
+        # A restart from the Config pane makes a new run (folder) from the last checkpoint,
+        # and checks the data again: the edit may be what fixes it.
+        return StartupLink(new_config, lambda c, p: build(c, p, resume=resume_from, injections=[]),
+                           check_data=check_data, on_built=_record_process)
+
+    link = StartupLink(config, build, check_data=check_data, on_built=_record_process)
+    # No restart in a multi-process run: every rank would have to restart.
+    single = int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1
+    app = create_app(link, config, args.config, engine_factory=restart if single else None, baseline=baseline)
     app.run()
-    # After a restart from the app, its link is a newer trainer than the one built here.
-    link = getattr(app, "link", trainer)
+    # After a restart from the app, its link is a newer one than the one built here.
+    link = getattr(app, "link", link)
     link.close(timeout=60)
+    if link.failure is not None:
+        return _report_startup_failure(link)
+    if link.trainer is None:
+        return EXIT_INTERRUPTED  # quit while the data was checked or the model built: nothing ran
     # Edits made in the Config pane (live or by a restart) go into the resume command as
     # --set: the run folder's config.toml keeps data paths relative to the original file.
     _print_exit_summary(link.run_dir, args.config, {**_given_overrides(args), **config_changes(config, app.config)})
     return EXIT_OK if link.state is not RunState.FAILED else EXIT_FAILED
+
+
+def _report_startup_failure(link) -> int:
+    """After the cockpit closed on a run that could not start: why, on the terminal."""
+    if link.failure.preflight and link.preflight_table:
+        print(link.preflight_table)
+    _error(link.failure.summary + ("; fix them or pass --no-check" if link.failure.preflight else ""))
+    return EXIT_USAGE if link.build_refused else EXIT_FAILED
 
 
 def _missing_data_path(config) -> str | None:

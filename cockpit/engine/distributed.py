@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
+
+from cockpit.engine.dist_context import SINGLE, DistContext, detect  # noqa: F401 - re-exported
 
 # A collective waits this long for its slowest peer before the process group gives up. The
 # longest legitimate wait is the other ranks idling while rank 0 evaluates or writes a
@@ -35,40 +36,6 @@ TIMEOUT = timedelta(hours=2)
 
 PAUSE_HEARTBEAT_S = 30.0
 """While paused, rank 0 broadcasts "still paused" this often so no peer's wait times out."""
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process sits in the job; ``world_size == 1`` is an ordinary run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-SINGLE = DistContext()
-
-
-def detect(environ: dict[str, str] | None = None) -> DistContext:
-    """The context ``torchrun`` describes in the environment; ``SINGLE`` outside torchrun."""
-    env = os.environ if environ is None else environ
-    try:
-        world_size = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local_rank = int(env.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        return SINGLE
-    if world_size <= 1:
-        return SINGLE
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
 def select_device(context: DistContext, device: torch.device) -> torch.device:

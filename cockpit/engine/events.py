@@ -374,7 +374,43 @@ class Progress(Event):
         return self.total > 0 and self.done >= self.total
 
 
+class StartupPhase(str, enum.Enum):
+    """What a run is doing before its first iteration; the cockpit shows it from its first frame."""
+
+    CHECKING_DATA = "checking data"
+    """The pre-flight check (its :class:`Progress` events count the images)."""
+    BUILDING_MODEL = "building model"
+    """Importing torch, claiming the run folder, building the model and the data loaders."""
+    STARTING = "starting"
+    """The run has started (``RunStarted``); its first iteration is under way."""
+
+
+@dataclass(frozen=True)
+class StartupStage(Event):
+    """A run that is starting moved to its next phase (before ``RunStarted``)."""
+
+    kind: ClassVar[str] = "startup"
+    phase: StartupPhase
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "phase", StartupPhase(self.phase))
+
+
+@dataclass(frozen=True)
+class StartupFailed(Event):
+    """The run could not start -- the pre-flight found errors, a resume was refused --
+    and nothing was trained. ``summary`` is one line; ``detail`` says more (each
+    pre-flight error with its fix, or the traceback); ``preflight`` is True when the
+    pre-flight's errors are the reason (their rows are in the checklist)."""
+
+    kind: ClassVar[str] = "startup_failed"
+    summary: str
+    detail: str = ""
+    preflight: bool = False
+
+
 _ENUMS = {
+    "StartupPhase": StartupPhase,
     "ProgressTask": ProgressTask,
     "RunState": RunState,
     "LRSource": LRSource,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from cockpit.config import Config
 from cockpit.engine.commands import Stop
-from cockpit.engine.distributed import DistContext, detect
+from cockpit.engine.dist_context import DistContext, detect
 from cockpit.engine.faults import Injection
 from cockpit.engine.headless import HeadlessPrinter
 from cockpit.engine.events import RunState

@@ -11,7 +11,8 @@ import json
 from typing import TYPE_CHECKING
 
 from cockpit.engine import rundir
-from cockpit.engine.events import CheckState, EvalResult, FlagRaised, RunWarning, Severity
+from cockpit.engine.events import EvalResult, RunWarning
+from cockpit.engine.preflight_flags import preflight_flags
 from cockpit.runfiles import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,19 +118,5 @@ class SideJobs:
     def publish_preflight(self) -> None:
         """The pre-flight verdicts as flag events, so the checklist shows them from the start."""
         t = self._trainer
-        verdicts = (self._preflight or {}).get("verdicts", [])
-        # One row per rule in the checklist: a flagged split must not be hidden by a clean one.
-        for verdict in sorted(verdicts, key=lambda v: v.get("state") == CheckState.FLAGGED.value):
-            split = verdict.get("split")
-            t.publish(
-                FlagRaised(
-                    rule=verdict["rule"],
-                    title=verdict.get("title", verdict["rule"]),
-                    status=CheckState(verdict.get("state", CheckState.OK.value)),
-                    severity=Severity(verdict.get("severity") or "info"),
-                    evidence=(f"[{split}] " if split else "") + (verdict.get("evidence") or ""),
-                    likely_cause=verdict.get("likely_cause") or "",
-                    fix=verdict.get("fix") or "",
-                    iter=t.iteration,
-                )
-            )
+        for event in preflight_flags((self._preflight or {}).get("verdicts", []), t.iteration):
+            t.publish(event)

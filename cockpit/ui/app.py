@@ -43,15 +43,19 @@ from cockpit.engine.events import (
     LRChanged,
     LRSource,
     Outcome,
+    Progress,
     RunError,
     RunFinished,
     RunStarted,
     RunWarning,
+    StartupFailed,
+    StepMetrics,
 )
 from cockpit.engine.link import EngineLink
 from cockpit.ui.baseline import Baseline
 from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
+from cockpit.ui.frame_budget import FrameBudget
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
 from cockpit.ui.pane_navigation import PaneNavigation
 from cockpit.ui.run_actions import RunActions
@@ -67,11 +71,11 @@ from cockpit.ui.widgets.pane_tabs import PaneTabs
 from cockpit.ui.widgets.preview_panel import PreviewPanel
 from cockpit.ui.widgets.status_bar import StatusBar, format_lr
 
-PLOT_DUTY = 25
-"""Plot redraws are at least PLOT_DUTY x (one plot build's time) apart (<= 4% of a core)."""
-
 EngineFactory = Callable[[Config, "str | None"], EngineLink]
 """``engine_factory(config, resume_from_checkpoint) -> EngineLink`` (not started)."""
+
+_ROUTINE = (StepMetrics, Progress)
+"""Events that stream in (a record per step, progress ticks): drawn at the frame budget's pace."""
 
 PANES: tuple[tuple[str, str], ...] = (
     ("losses", "Losses"),
@@ -168,7 +172,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         self._dirty: set[str] = set()
         self._flush_timer = None
         self._last_flush = 0.0
-        self._last_plot = 0.0
+        self.frame_budget = FrameBudget(redraw_interval)
         self._quitting = False
         self._active_pane = 0
         self._ended = False
@@ -222,7 +226,9 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         # Step records are only shown at the next redraw: ringing for them more often than
         # that would wake the loop (and take the GIL from training) for nothing.
         self.bridge = EngineBridge(self, link, min_interval=self.redraw_interval)
-        link.start()
+        # Started once this frame is on the screen: a start-up imports torch (seconds, much
+        # of it holding the GIL) and the user should see the cockpit first.
+        self.call_after_refresh(link.start)
 
     # -- events in ----------------------------------------------------------------------
     @on(EventsPending)
@@ -250,7 +256,9 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.model.state.is_terminal != self._ended:
             self._ended = self.model.state.is_terminal
             self.refresh_bindings()  # the engine keys leave the footer once the run ended
-        self._schedule_flush()
+        # Step records and progress wait for the frame budget; anything else (a pause, an
+        # error, an LR change, a flag) is what the user is waiting to see: drawn now.
+        self._schedule_flush(urgent=any(not isinstance(e, _ROUTINE) for e in events))
 
     def _react(self, event: Event) -> None:
         """What an event does beyond the view-model: notifications and modals."""
@@ -267,6 +275,8 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
                 self._show_error("The run paused on an error", event.summary, event.traceback,
                                  "The engine paused itself: p resumes; or edit the config (5, enter), "
                                  "apply it (ctrl+s), and R restarts.")
+        elif isinstance(event, StartupFailed):
+            self._startup_failed(event)
         elif isinstance(event, RunFinished):
             if event.outcome is Outcome.FAILED:
                 self.notify(event.reason or "the run failed", title="Run failed", severity="error", timeout=10)
@@ -282,17 +292,17 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             source = LRSource(event.source).value
             self.notify(f"LR {format_lr(event.previous)} → {format_lr(event.lr)}", title=f"LR changed ({source})", timeout=3)
 
-    def _schedule_flush(self) -> None:
+    def _schedule_flush(self, urgent: bool = False) -> None:
         if not self._dirty:
             return
-        if self.redraw_interval <= 0:
+        if self.redraw_interval <= 0 or urgent:
             self.flush_redraws()
             return
         if self._flush_timer is not None:
             return
-        # Throttle: at most one redraw per interval however fast steps arrive. When one is
-        # due, draw now: a timer would wake the loop a second time for the same batch.
-        delay = self._last_flush + self.redraw_interval - time.monotonic()
+        # Throttle: at most one redraw per frame interval however fast steps arrive. When
+        # one is due, draw now: a timer would wake the loop a second time for the same batch.
+        delay = self._last_flush + self.frame_budget.interval - time.monotonic()
         if delay <= 0:
             self.flush_redraws()
             return
@@ -300,23 +310,18 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
 
     def flush_redraws(self) -> None:
         """Redraw every pane whose data changed since the last redraw."""
-        self._flush_timer = None
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
         if not self.loss_plot.is_attached:
             return  # shutting down: nothing left to draw into
-        now = time.monotonic()
-        self._last_flush = now
+        self._last_flush = time.monotonic()
+        if self.redraw_interval > 0:
+            interval = self.frame_budget.frame_drawn()
+            if self.bridge is not None:
+                # Step records need not wake the loop more often than they can be drawn.
+                self.bridge.min_interval = interval
         dirty, self._dirty = self._dirty, set()
-        if LOSSES in dirty and self.redraw_interval > 0:
-            # A plot build takes CPU (and the GIL) that training also needs: space plot
-            # redraws so they take at most ~1/PLOT_DUTY of one core, whatever the pane size.
-            interval = max(self.redraw_interval, PLOT_DUTY * self.loss_plot.build_seconds)
-            wait = self._last_plot + interval - now
-            if wait > 0:
-                dirty.discard(LOSSES)
-                self._dirty.add(LOSSES)
-                self._flush_timer = self.set_timer(max(wait, 0.005), self.flush_redraws)
-            else:
-                self._last_plot = now
         self._refresh_panes(dirty)
 
     def _refresh_panes(self, dirty: Iterable[str]) -> None:
@@ -327,6 +332,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             if LOSSES in dirty:
                 self.loss_plot.loss_kinds = self.model.labels.loss_kinds()
                 self.loss_plot.val_losses = list(self.model.val_losses)
+                self.loss_plot.waiting_text = self.model.waiting_for
                 self.loss_plot.show(self.model.losses, self.model.evals, self.model.baseline)
             if LABELS in dirty:
                 self.labels_panel.show_state(self.model.labels)
@@ -422,9 +428,6 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.send(ApplyPatch(dict(message.changes))):
             self.config = self.config.copy_with(message.changes)
 
-    def action_restart_run(self) -> None:
-        self.config_editor.action_restart()
-
     @on(ConfigEditor.RestartRequested)
     def _restart_requested(self, message: ConfigEditor.RestartRequested) -> None:
         if self.engine_factory is None:
@@ -451,12 +454,10 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def action_quit_cockpit(self) -> None:
         if self._quitting:
             return
-        running = not self.model.state.is_terminal
-        detail = (
-            "Training stops at the next iteration boundary and a checkpoint is saved first."
-            if running
-            else "The run has already ended."
-        )
+        if self.model.startup_failure is not None:
+            self.shutdown()  # nothing ran, nothing to lose: no question asked
+            return
+        detail = self._quit_detail()
 
         def confirmed(yes: bool | None) -> None:
             if yes:

@@ -48,7 +48,7 @@ class KeyMap:
         if action == "restart_run":
             if self.engine_factory is None:
                 return "this cockpit cannot restart the run; restart it from the shell"
-            if self.config_editor.pending_restart is None:
+            if self.config_editor.pending_restart is None and self.model.startup_failure is None:
                 return "nothing to restart with: edit the Config pane (5, enter) and apply it (ctrl+s) first"
         return None
 

@@ -1,5 +1,5 @@
 """What the cockpit does to the run as a whole, off the UI thread: follow the engine's live
-config, restart with an edited config, build the report.
+config, restart with an edited config, explain a run that could not start, build the report.
 
 A mixin of :class:`cockpit.ui.app.CockpitApp`; its ``@on`` message handlers stay in the
 app (Textual collects those only from message-pump classes), the work lives here.
@@ -11,7 +11,10 @@ from textual import work
 
 from cockpit.config import LIVE_FIELDS, Config
 from cockpit.engine.commands import Stop
+from cockpit.engine.events import Severity, StartupFailed, StartupPhase
 from cockpit.engine.link import EngineLink
+from cockpit.ui.modals import StartupFailedScreen
+from cockpit.ui.widgets.config_editor import ConfigEditor
 from cockpit.ui.state import CHECKLIST, LABELS, LOSSES, MEMORY, PREVIEW, STATUS, CockpitState
 
 
@@ -35,6 +38,32 @@ class RunActions:
             return  # an engine of another version: keep showing what we have
         self.config = config
         self.config_editor.follow_engine(config)
+
+    def action_restart_run(self) -> None:
+        if self.config_editor.pending_restart is None and self.model.startup_failure is not None:
+            # The run never started: R tries again (the data may be fixed on disk by now).
+            self._restart_requested(ConfigEditor.RestartRequested(self.config_editor.running))
+            return
+        self.config_editor.action_restart()
+
+    def _startup_failed(self, event: StartupFailed) -> None:
+        rows = [row for row in self.model.checklist.flagged() if row.severity is Severity.ERROR] if event.preflight else []
+        hint = ("Nothing was trained. q quits; esc closes this window (the Checklist pane keeps the details). "
+                "Fix the data, or edit the config (5, enter; ctrl+s applies), then R checks again and starts.")
+
+        def chosen(quit_now: bool | None) -> None:
+            if quit_now:
+                self.shutdown()
+
+        self.push_screen(StartupFailedScreen(event.summary, rows, event.detail, hint), chosen)
+
+    def _quit_detail(self) -> str:
+        """What quitting does now, for the quit question."""
+        if self.model.startup is not None and self.model.startup is not StartupPhase.STARTING:
+            return "The run has not started: the start-up stops and nothing is trained."
+        if not self.model.state.is_terminal:
+            return "Training stops at the next iteration boundary and a checkpoint is saved first."
+        return "The run has already ended."
 
     def _restart_detail(self, ended: bool) -> str:
         """What a restart will do, true for a running run and for one that has ended."""

@@ -37,9 +37,13 @@ from cockpit.engine.events import (
     RunStarted,
     RunState,
     RunWarning,
+    StartupFailed,
+    StartupPhase,
+    StartupStage,
     StateChanged,
     StepMetrics,
 )
+from cockpit.progress import describe
 from cockpit.ui.labels_state import LabelsState
 from cockpit.ui.baseline import Baseline
 from cockpit.ui.loss_history import SERIES, SHORT_NAMES, SMOOTHING, TERMS, TOTAL, WINDOWS, LossHistory
@@ -117,6 +121,9 @@ class CockpitState:
         self.warnings: deque[RunWarning] = deque(maxlen=50)
         self.progress: Progress | None = None
         """The long wait under way (an evaluation...), shown in the status bar; None when none."""
+        self.startup: StartupPhase | None = None
+        """What the run is doing before its first iteration; None once it trains (or never started)."""
+        self.startup_failure: StartupFailed | None = None
 
     # -- derived -----------------------------------------------------------------------
     @property
@@ -177,13 +184,39 @@ class CockpitState:
         self._rate_ref = None
         if isinstance(event.config, dict):
             self.labels.configure(event.config, event.environment)
-        return {STATUS, LABELS}
+        self.startup = StartupPhase.STARTING
+        self.progress = None
+        return {STATUS, LABELS, LOSSES}
+
+    def _on_StartupStage(self, event: StartupStage) -> set[str]:
+        self.startup = event.phase
+        return {STATUS, LOSSES}
+
+    def _on_StartupFailed(self, event: StartupFailed) -> set[str]:
+        self.startup, self.startup_failure, self.progress = None, event, None
+        self.state, self.outcome = RunState.FAILED, Outcome.FAILED
+        self.state_reason = event.summary
+        return {STATUS, LOSSES}
+
+    @property
+    def waiting_for(self) -> str:
+        """What the Losses pane says before the first step: the start-up phase, its progress."""
+        if self.startup_failure is not None:
+            return "the run could not start: " + self.startup_failure.summary
+        if self.startup is None:
+            return "waiting for the first training step…"
+        if self.startup is StartupPhase.CHECKING_DATA and self.progress is not None:
+            return describe(self.progress) + "…"
+        if self.startup is StartupPhase.STARTING:
+            return "starting: waiting for the first training step…"
+        return f"{self.startup.value}…"
 
     def _on_StepMetrics(self, event: StepMetrics) -> set[str]:
         if self._rate_ref is not None and event.iter > self._rate_ref[1] and event.time > self._rate_ref[0]:
             rate = (event.iter - self._rate_ref[1]) / (event.time - self._rate_ref[0])
             self.its = rate if self.its is None else 0.7 * self.its + 0.3 * rate
         self._rate_ref = (event.time, event.iter)
+        self.startup = None
         self.iter = event.iter
         self.epoch = event.epoch
         self.lr = event.lr
@@ -229,7 +262,7 @@ class CockpitState:
 
     def _on_Progress(self, event: Progress) -> set[str]:
         self.progress = None if event.finished else event
-        return {STATUS}
+        return {STATUS, LOSSES} if self.startup is not None else {STATUS}
 
     def _on_LRChanged(self, event: LRChanged) -> set[str]:
         self.lr = event.lr
@@ -267,7 +300,8 @@ class CockpitState:
         self.outcome = event.outcome
         self.state_reason = event.reason or event.outcome.value
         self.iter = max(self.iter, event.iter)
-        return {STATUS}
+        self.startup = None
+        return {STATUS, LOSSES}
 
 
 def format_mb(value: float | None) -> str:

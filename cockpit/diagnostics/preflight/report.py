@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -227,9 +227,11 @@ def run_preflight(
     check_files: bool = True,
     decode_samples: int = 4,
     progress: ProgressSink | None = None,
+    on_split: Callable[[SplitScan], None] | None = None,
 ) -> PreflightReport:
     """Open each configured split (:func:`.sources.open_split`: for ``coco`` without
-    torch) and scan it; ``progress`` hears how far each long step has come.
+    torch) and scan it; ``progress`` hears how far each long step has come, ``on_split``
+    gets each split's scan as soon as it is done (the cockpit's checklist fills in).
 
     A split whose dataset cannot be opened becomes a ``dataset_load`` error verdict
     (the other split is still scanned); an unset ``data.val`` is skipped.
@@ -247,7 +249,8 @@ def run_preflight(
     def work() -> None:
         try:
             outcome["report"] = _run_preflight(
-                config, splits=splits, check_files=check_files, decode_samples=decode_samples, progress=progress
+                config, splits=splits, check_files=check_files, decode_samples=decode_samples, progress=progress,
+                on_split=on_split,
             )
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
             outcome["error"] = error
@@ -261,7 +264,8 @@ def run_preflight(
 
 
 def _run_preflight(
-    config: Any, *, splits: Sequence[str], check_files: bool, decode_samples: int, progress: ProgressSink | None
+    config: Any, *, splits: Sequence[str], check_files: bool, decode_samples: int, progress: ProgressSink | None,
+    on_split: Callable[[SplitScan], None] | None = None,
 ) -> PreflightReport:
     started = time.perf_counter()
     spec = anchor_spec(config)
@@ -282,16 +286,18 @@ def _run_preflight(
             dataset = open_split(config, split, progress)
         except Exception as exc:  # DatasetError above all, but a user module may raise anything
             report.splits[split] = _load_failure(split, exc)
-            continue
-        report.splits[split] = scan_split(
-            dataset,
-            split=split,
-            num_classes=config.data.num_classes,
-            classes=classes,
-            anchors=spec,
-            check_files=check_files,
-            decode_samples=decode_samples,
-            progress=progress,
-        )
+        else:
+            report.splits[split] = scan_split(
+                dataset,
+                split=split,
+                num_classes=config.data.num_classes,
+                classes=classes,
+                anchors=spec,
+                check_files=check_files,
+                decode_samples=decode_samples,
+                progress=progress,
+            )
+        if on_split is not None:
+            on_split(report.splits[split])
     report.seconds = time.perf_counter() - started
     return report

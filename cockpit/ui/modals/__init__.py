@@ -6,5 +6,7 @@ from cockpit.ui.modals.error import ErrorScreen
 from cockpit.ui.modals.help import HelpScreen
 from cockpit.ui.modals.nan import NaNScreen
 from cockpit.ui.modals.set_lr import SetLRScreen
+from cockpit.ui.modals.startup_failed import StartupFailedScreen
 
-__all__ = ["BaselinePickerScreen", "ConfirmScreen", "ErrorScreen", "HelpScreen", "NaNScreen", "SetLRScreen"]
+__all__ = ["BaselinePickerScreen", "ConfirmScreen", "ErrorScreen", "HelpScreen", "NaNScreen", "SetLRScreen",
+           "StartupFailedScreen"]

@@ -11,7 +11,6 @@ stands against it. The braille chart itself is :mod:`cockpit.ui.braille_chart`.
 from __future__ import annotations
 
 import math
-import time
 
 from rich.style import Style
 from rich.text import Text
@@ -81,12 +80,10 @@ class _Chart(Widget):
         key = (self._owner.version, self.size.width, self.size.height, self.app.theme)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        started = time.perf_counter()
         try:
             rendered = self._owner.draw(self.size.width, self.size.height)
         except Exception as error:  # noqa: BLE001 - odd data must not take the cockpit down
             rendered = Content.styled(f"cannot draw the plot: {type(error).__name__}: {error}", "$text-error")
-        self._owner.build_seconds = time.perf_counter() - started
         self._cache = (key, rendered)
         return rendered
 
@@ -129,12 +126,12 @@ class LossPlot(Vertical, can_focus=True):
         self.baseline: Baseline | None = None
         self.loss_kinds: dict[str, str] = {}
         """Term -> the loss it is when not torchvision's (``{"loss_box_reg": "giou"}``), for the legend."""
+        self.waiting_text = "waiting for the first training step…"
+        """Shown until the first step: what the run is doing meanwhile (checking data...)."""
         self.val_losses: list[tuple[int, dict[str, float]]] = []
         """(iteration, val loss terms and total) of each evaluation: drawn as × in their curve's colour."""
         self.version = 0
         """Bumped whenever what the chart shows changes (its render cache key)."""
-        self.build_seconds = 0.0
-        """How long the last chart build took: the app spaces plot redraws by it."""
 
     def compose(self) -> ComposeResult:
         yield Static(classes="legend")
@@ -266,7 +263,7 @@ class LossPlot(Vertical, can_focus=True):
         """The chart for a ``width`` x ``height`` canvas: y labels, braille curves (the
         baseline's faintly behind), AP50 markers on a right 0..1 axis, x labels."""
         if len(self.history) == 0:
-            return Text("waiting for the first training step…", style="dim", justify="center")
+            return Text(self.waiting_text, style="dim", justify="center")
         rows = height - 2  # the x axis and its labels below
         if rows < 2 or width < 24:
             return Text("(pane too small for the plot)", style="dim")

@@ -7,7 +7,7 @@ import re
 from textual.content import Content
 from textual.widgets import Static
 
-from cockpit.engine.events import Outcome, RunState
+from cockpit.engine.events import Outcome, RunState, StartupPhase
 from cockpit.durations import format_duration
 from cockpit.progress import describe
 from cockpit.ui.state import CockpitState
@@ -29,6 +29,12 @@ _ICONS = {
     RunState.FAILED: "✖",
 }
 
+
+_STARTUP_DETAIL = {
+    StartupPhase.CHECKING_DATA: "checking data",
+    StartupPhase.BUILDING_MODEL: "building model",
+    StartupPhase.STARTING: "first iteration",
+}
 
 _TIMESTAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
 
@@ -105,6 +111,9 @@ def _fields(state: CockpitState, compact: bool, saved: bool) -> list[Content]:
     label = state.state.value
     if state.state is RunState.FINISHED and state.outcome is Outcome.STOPPED:
         label = "STOPPED"
+    starting = state.startup is not None and not state.state.is_terminal
+    if starting:
+        label = "STARTING"
     epoch = f"ep {state.epoch}" + (f"/{state.total_epochs}" if state.total_epochs else "")
     iters = f"it {state.iter}" + (f"/{state.total_iters}" if state.total_iters else "")
     speed = (f"{state.its:.2f} it/s" if not compact else f"{state.its:.1f}it/s") if state.its else "-- it/s"
@@ -129,6 +138,8 @@ def _fields(state: CockpitState, compact: bool, saved: bool) -> list[Content]:
         parts.append(Content.styled(f"saved it {state.last_checkpoint_iter}", "$text-muted"))
     if state.progress is not None:
         parts.append(Content.styled(describe(state.progress), "$text-accent"))
+    elif starting:
+        parts.append(Content.styled(_STARTUP_DETAIL[state.startup], "$text-accent"))
     flagged = len(state.flagged_rows)
     if flagged:
         parts.append(Content.styled(f"⚑ {flagged} flagged" if not compact else f"⚑{flagged}", "$text-error bold"))
