@@ -205,3 +205,13 @@ def test_compacted_step_events_keep_every_figure_the_report_derives_from_events(
                         an.timeline_counts(run), an.last_iteration(run)))
     assert figures[0] == figures[1]
     assert len(_compact_steps(events)) < 20
+
+
+def test_a_resumed_history_leaves_the_table_for_the_one_monotonic_history(tmp_path: Path) -> None:
+    lines = [dumps(_train(it)) + "\n" for it in [*range(1, 11), *range(6, 13)]]  # resumed from iteration 5
+    _write(tmp_path / "metrics.jsonl", lines)
+    run = read_run_dir(tmp_path)
+    assert not isinstance(run.train, TrainTable)
+    assert [r["iter"] for r in run.train] == list(range(1, 13))
+    assert any("5 record(s) logged after a checkpoint" in p for p in run.problems)
+    assert run.series("loss")[0] == [float(it) for it in range(1, 13)]
