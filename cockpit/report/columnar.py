@@ -43,13 +43,16 @@ _TO_SEPARATORS = bytes.maketrans(b"}\n", b", ")
 
 class TrainTable(Sequence[dict[str, Any]]):
     """Training records held as float columns; a record (a dict) is parsed from its line,
-    by the same JSON reader as any line, only when one is asked for."""
+    by the same JSON reader as any line, only when one is asked for. Once all were asked
+    for (a loop over the table: ``cockpit compare``, the TensorBoard export) they are kept,
+    so a second loop costs nothing and the records are the same objects each time."""
 
     def __init__(self, keys: tuple[str, ...], lines: list[bytes], values: "np.ndarray", text: bytes):
         self.keys = keys
         """The keys of every record, in the lines' order (``kind`` first)."""
         self._lines = lines
         self._values = values  # one column per key after "kind"
+        self._records: list[dict[str, Any]] | None = None
         self.text = text
         """``<value>,...}\\n`` per record (every key but ``kind``): metrics.csv's rows, less
         their ``train,`` and their padding."""
@@ -64,12 +67,16 @@ class TrainTable(Sequence[dict[str, Any]]):
     def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
 
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if self._records is not None:
+            return self._records[index]
         if isinstance(index, slice):
             return [codec.loads(line) for line in self._lines[index]]
         return codec.loads(self._lines[index])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return map(codec.loads, self._lines)
+        if self._records is None:
+            self._records = list(map(codec.loads, self._lines))
+        return iter(self._records)
 
     def column(self, key: str) -> "np.ndarray | None":
         """Every record's ``key`` as floats (NaN/Inf kept), or None for a key not recorded."""

@@ -215,3 +215,12 @@ def test_a_resumed_history_leaves_the_table_for_the_one_monotonic_history(tmp_pa
     assert [r["iter"] for r in run.train] == list(range(1, 13))
     assert any("5 record(s) logged after a checkpoint" in p for p in run.problems)
     assert run.series("loss")[0] == [float(it) for it in range(1, 13)]
+
+
+def test_a_table_parses_its_records_once_when_looped_over(tmp_path: Path) -> None:
+    table, _rest = read_metrics(_write(tmp_path / "metrics.jsonl", _plain_lines()), METRICS_SCHEMA)
+    assert isinstance(table, TrainTable)
+    first = list(table)
+    assert list(table) == first and all(a is b for a, b in zip(table, first)) and table[3] is first[3]
+    first[0]["roi_fg"] = 1.0  # a caller's change to a record stays with it, as in a list
+    assert table[0]["roi_fg"] == 1.0
