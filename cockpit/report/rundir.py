@@ -115,10 +115,14 @@ class RunDir:
             if values is None:
                 return np.empty(0), np.empty(0)
             return self.train.column("iter"), values
-        if "iter" not in cache:
+        if _ITERS not in cache:
             # The iteration column is shared by every series: gathered once per history.
-            cache["iter"] = [record.get("iter") for record in self.train]
-        return _column(cache["iter"], [record.get(key) for record in self.train])
+            cache[_ITERS] = [record.get("iter") for record in self.train]
+        return _column(cache[_ITERS], [record.get(key) for record in self.train])
+
+
+_ITERS = (None, "iter")
+"""The column cache's slot for the raw iterations (no metric key is a tuple)."""
 
 
 _PLAIN = frozenset({int, float})

@@ -224,3 +224,10 @@ def test_a_table_parses_its_records_once_when_looped_over(tmp_path: Path) -> Non
     assert list(table) == first and all(a is b for a, b in zip(table, first)) and table[3] is first[3]
     first[0]["roi_fg"] = 1.0  # a caller's change to a record stays with it, as in a list
     assert table[0]["roi_fg"] == 1.0
+
+
+def test_the_iteration_column_itself_is_a_series_like_any_other(tmp_path: Path) -> None:
+    run = read_run_dir(make_finished_run(tmp_path))
+    run.train = list(run.train)
+    loss = run.series("loss")
+    assert run.series("iter") == (loss[0], loss[0]) and run.series("loss") == loss
