@@ -112,7 +112,7 @@ def _fields(state: CockpitState, compact: bool, saved: bool) -> list[Content]:
     if state.state is RunState.FINISHED and state.outcome is Outcome.STOPPED:
         label = "STOPPED"
     # IDLE is a run that has not started yet: say so (the start-up's phase follows).
-    starting = (state.startup is not None and not state.state.is_terminal) or state.state is RunState.IDLE
+    starting = state.state is RunState.IDLE or (state.startup is not None and state.state is RunState.RUNNING)
     if starting:
         label = "STARTING"
     epoch = f"ep {state.epoch}" + (f"/{state.total_epochs}" if state.total_epochs else "")
