@@ -298,14 +298,17 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
 
     The app is drawn first: the data check and the trainer's construction (torch's import
     included) run behind it in a :class:`~cockpit.startup.StartupLink`."""
-    import os
-
+    from cockpit.engine.dist_context import detect
     from cockpit.engine.events import RunState
     from cockpit.startup import StartupLink
     from cockpit.ui.app import create_app
     from cockpit.ui.widgets.config_editor import config_changes
 
     check_data = not args.no_check
+
+    def recorded(trainer):
+        # The cockpit owns the terminal now: a problem goes to its warnings, not to stderr.
+        _record_process(trainer, warn=lambda message: trainer.warn(message, "run_files"))
 
     def build(new_config, preflight, resume=args.resume, injections=injections):
         from cockpit.assembly import make_trainer
@@ -317,13 +320,16 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
 
     def restart(new_config, resume_from):
         # A restart from the Config pane makes a new run (folder) from the last checkpoint,
-        # and checks the data again: the edit may be what fixes it.
+        # and checks the data again: the edit may be what fixes it. Without a checkpoint
+        # (the start was refused, or nothing was saved yet) it starts as this command did.
+        if resume_from is None:
+            return StartupLink(new_config, build, check_data=check_data, on_built=recorded)
         return StartupLink(new_config, lambda c, p: build(c, p, resume=resume_from, injections=[]),
-                           check_data=check_data, on_built=_record_process)
+                           check_data=check_data, on_built=recorded)
 
-    link = StartupLink(config, build, check_data=check_data, on_built=_record_process)
+    link = StartupLink(config, build, check_data=check_data, on_built=recorded)
     # No restart in a multi-process run: every rank would have to restart.
-    single = int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1
+    single = not detect().enabled
     app = create_app(link, config, args.config, engine_factory=restart if single else None, baseline=baseline)
     app.run()
     # After a restart from the app, its link is a newer one than the one built here.
@@ -331,7 +337,7 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
     link.close(timeout=60)
     if link.failure is not None:
         return _report_startup_failure(link)
-    if link.trainer is None:
+    if not link.started:
         return EXIT_INTERRUPTED  # quit while the data was checked or the model built: nothing ran
     # Edits made in the Config pane (live or by a restart) go into the resume command as
     # --set: the run folder's config.toml keeps data paths relative to the original file.
@@ -344,7 +350,19 @@ def _report_startup_failure(link) -> int:
     if link.failure.preflight and link.preflight_table:
         print(link.preflight_table)
     _error(link.failure.summary + ("; fix them or pass --no-check" if link.failure.preflight else ""))
-    return EXIT_USAGE if link.build_refused else EXIT_FAILED
+    return EXIT_USAGE if _is_usage_error(link.build_error) else EXIT_FAILED
+
+
+def _is_usage_error(error: BaseException | None) -> bool:
+    """A trainer refused for how the command was given (``--resume``, an extra the config asks
+    for), not because the run failed. torch is loaded by then: these imports cost nothing."""
+    if error is None:
+        return False
+    from cockpit.engine.checkpoint import CheckpointError
+    from cockpit.engine.checkpointing import ResumeError
+    from cockpit.export.tensorboard import TensorBoardMissing
+
+    return isinstance(error, (ResumeError, CheckpointError, TensorBoardMissing))
 
 
 def _missing_data_path(config) -> str | None:
@@ -379,7 +397,7 @@ def _print_exit_summary(run_dir, config_path, changes=None) -> None:
     print("\n".join(exit_lines(run_dir, config_path, changes)), flush=True)
 
 
-def _record_process(trainer) -> None:
+def _record_process(trainer, warn=_error) -> None:
     """server.json with this pid, so `cockpit ls` can tell this run's running from stale."""
     if trainer.run_dir is None:
         return
@@ -389,7 +407,7 @@ def _record_process(trainer) -> None:
         write_server_info(trainer.run_dir, socket=None, config_dir=getattr(trainer.config, "base_dir", None))
         remember_output_dir(trainer.run_dir)
     except OSError as error:
-        _error(f"cannot write {trainer.run_dir}/server.json: {error.strerror}")
+        warn(f"cannot write {trainer.run_dir}/server.json: {error.strerror}")
 
 
 def _run_detached(args, preflight) -> int:

@@ -69,9 +69,11 @@ class StartupLink:
         self.preflight_table = ""
         """The pre-flight's table as ``cockpit check`` prints it (for the terminal after the app)."""
         self.failure: StartupFailed | None = None
-        self.build_refused = False
-        """True when the failure came from building the trainer (a refused resume...), not the data."""
+        self.build_error: BaseException | None = None
+        """What building the trainer raised (a refused resume...), when that ended the start-up."""
         self.cancelled = False
+        self.started = False
+        """True once the trainer was started (a quit during the start-up leaves it False)."""
         self._listeners: list[Listener] = []
         self._pending: list[Command] = []
         self._trainer: EngineLink | None = None
@@ -152,6 +154,13 @@ class StartupLink:
             self._hand_over()
         except StartupCancelled:
             return
+        except Exception as error:  # noqa: BLE001 - a bug in a dataset module...: said, never a silent STARTING
+            self._fail(StartupFailed(summary=f"the run could not start: {type(error).__name__}: {error}",
+                                     detail=traceback.format_exc()))
+            with self._lock:
+                trainer = self._trainer
+            if trainer is not None and not self.started:
+                trainer.close()
 
     def _progress(self, event: Progress) -> None:
         if self.cancelled:
@@ -201,14 +210,17 @@ class StartupLink:
             self._publish(event)
 
     def _hand_over(self) -> None:
+        # torch's import is most of the wait: after it, a quit still leaves no run folder.
+        import cockpit.assembly  # noqa: F401
+
+        if self.cancelled:
+            return
         try:
             trainer = self._build(self.config, self.preflight)
         except Exception as error:  # noqa: BLE001 - ResumeError, CheckpointError, OSError...: shown, not raised
-            self.build_refused = True
+            self.build_error = error
             self._fail(StartupFailed(summary=str(error) or type(error).__name__, detail=traceback.format_exc()))
             return
-        if self._on_built is not None:
-            self._on_built(trainer)
         with self._lock:
             for listener in self._listeners:
                 trainer.subscribe(listener)
@@ -217,8 +229,11 @@ class StartupLink:
             cancelled = self.cancelled
         if cancelled:
             return  # close() closes the unstarted trainer: its folder is released, nothing trained
+        if self._on_built is not None:
+            self._on_built(trainer)  # after the subscriptions: what it reports reaches the cockpit
         for command in pending:
             trainer.send(command)
+        self.started = True
         trainer.start()
 
     def _fail(self, event: StartupFailed) -> None:

@@ -84,9 +84,9 @@ class RunActions:
         checkpoint = bridge.last_checkpoint if bridge else None
         assert self.engine_factory is not None
         new = self.engine_factory(config, checkpoint)
-        self.call_from_thread(self._restarted, new, config)
+        self.call_from_thread(self._restarted, new, config, checkpoint)
 
-    def _restarted(self, link: EngineLink, config: Config) -> None:
+    def _restarted(self, link: EngineLink, config: Config, checkpoint: str | None = None) -> None:
         self.config = config
         baseline = self.model.baseline
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
@@ -95,7 +95,8 @@ class RunActions:
         self.config_editor.set_running(config)
         self._attach_link(link)
         self.flush_redraws()
-        self.notify("A new run started from the last checkpoint.", title="Restarted", timeout=5)
+        where = "from the last checkpoint" if checkpoint else "as the command asked (no checkpoint to start from)"
+        self.notify(f"A new run is starting {where}.", title="Restarted", timeout=5)
 
     # -- report -------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")

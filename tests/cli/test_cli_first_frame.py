@@ -38,3 +38,41 @@ def test_the_app_runs_before_torch_is_imported_or_the_data_checked(tmp_path):
     # Quit before the start-up began: nothing trained, no folder, exit 130 (README: exit codes).
     assert line.split()[1:] == ["False", "StartupLink", "False", "130"]
     assert not out.exists()
+
+
+def test_a_restart_without_a_checkpoint_starts_as_the_command_did(monkeypatch, tmp_path):
+    """R after a refused start (or before any checkpoint) keeps --resume and --inject; with a
+    checkpoint it resumes from that checkpoint, without the injections."""
+    import cockpit.assembly as assembly
+    import cockpit.ui.app as ui
+    from cockpit import cli
+    from cockpit.config import load_config
+    from cockpit.engine.faults import parse_injection
+
+    made = {}
+
+    class QuitAtOnce:
+        def __init__(self, link, config, config_path, engine_factory=None, **options):
+            made.update(link=link, factory=engine_factory)
+            self.link, self.config = link, config
+
+        def run(self) -> None:
+            """The user quit before the start-up began."""
+
+    requests = []
+    monkeypatch.setattr(ui, "create_app", QuitAtOnce)
+    monkeypatch.setattr(assembly, "make_trainer", lambda request, headless: requests.append(request))
+    config_path = SAMPLE / "shapes.toml"
+    args = cli.build_parser().parse_args(
+        ["run", str(config_path), "--resume", "runs/old", "--no-check", "--inject", "nan@5",
+         "--set", f"run.output_dir='{tmp_path}'"])
+    config = load_config(config_path, args.overrides)
+    injections = [parse_injection("nan@5")]
+
+    assert cli._run_in_cockpit(args, config, injections, None) == cli.EXIT_INTERRUPTED
+    made["factory"](config, None)._build(config, None)
+    made["factory"](config, "runs/new/checkpoints/last.pt")._build(config, None)
+    assert [(r.resume, r.injections) for r in requests] == [
+        ("runs/old", injections),
+        ("runs/new/checkpoints/last.pt", []),
+    ]

@@ -75,7 +75,7 @@ def test_the_data_is_checked_split_by_split_then_the_trainer_is_built_and_starte
     assert calls[0][0] is config and "verdicts" in calls[0][1]
     assert link.preflight is calls[0][1]
     assert built.listeners == link._listeners and built.commands == [(TogglePause(), False)] and built.started
-    assert link.trainer is built and link.run_dir == "runs/x" and link.state is RunState.RUNNING
+    assert link.trainer is built and link.run_dir == "runs/x" and link.state is RunState.RUNNING and link.started
     assert link.failure is None
 
 
@@ -92,7 +92,7 @@ def test_pre_flight_errors_refuse_the_run_before_anything_is_built(sample_config
     flagged = [e for e in events if isinstance(e, FlagRaised) and e.status is CheckState.FLAGGED]
     assert {e.rule for e in flagged} == {"dataset_load"}
     assert calls == [] and link.trainer is None and link.run_dir is None
-    assert link.state is RunState.FAILED and not link.build_refused
+    assert link.state is RunState.FAILED and link.build_error is None
     assert "Dataset opens" in link.preflight_table
 
 
@@ -106,7 +106,8 @@ def test_a_trainer_that_cannot_be_built_is_a_startup_failure_with_its_reason(sam
     assert [type(e) for e in events] == [StartupStage, StartupFailed]
     assert events[-1].summary == "--resume: no checkpoint in runs/old" and not events[-1].preflight
     assert "FileNotFoundError" in events[-1].detail
-    assert link.build_refused and link.state is RunState.FAILED
+    assert isinstance(link.build_error, FileNotFoundError) and link.state is RunState.FAILED
+    assert not link.started
 
 
 def test_without_the_check_the_trainer_is_built_at_once_with_no_report(sample_config):
@@ -132,19 +133,24 @@ def test_quitting_during_the_check_stops_it_and_builds_nothing(sample_config):
 
 def test_a_trainer_built_after_a_quit_is_closed_unstarted(sample_config):
     built = BuiltLink()
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def build(cfg, report):
+        entered.set()
         release.wait(60)
         return built
 
     link = StartupLink(sample_config(), build, check_data=False)
     link.start()
+    assert entered.wait(60)  # the trainer is being built...
     closer = threading.Thread(target=link.close, kwargs={"timeout": 60})
     closer.start()
+    while not link.cancelled:  # ...when the cockpit quits
+        closer.join(0.01)
     release.set()
     closer.join(60)
-    assert not built.started and built.closed
+    assert not closer.is_alive()
+    assert not built.started and built.closed and not link.started  # the CLI says 130: nothing ran
 
 
 def test_listeners_subscribed_after_the_hand_over_go_to_the_trainer(sample_config):
@@ -156,3 +162,18 @@ def test_listeners_subscribed_after_the_hand_over_go_to_the_trainer(sample_confi
     assert built.listeners[-1] == late.append
     link.send(TogglePause())
     assert built.commands == [(TogglePause(), True)]
+
+
+def test_an_unexpected_error_in_the_start_up_is_a_startup_failure_not_a_silent_thread(sample_config, monkeypatch):
+    import cockpit.diagnostics.preflight as preflight
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in a dataset module")
+
+    monkeypatch.setattr(preflight, "run_preflight", broken)
+    calls = []
+    link = StartupLink(sample_config(), lambda cfg, report: calls.append(cfg))
+    events = run_startup(link)
+    assert isinstance(events[-1], StartupFailed)
+    assert "KeyError" in events[-1].summary and "a bug in a dataset module" in events[-1].detail
+    assert calls == [] and link.state is RunState.FAILED and not link.started

@@ -111,7 +111,8 @@ def _fields(state: CockpitState, compact: bool, saved: bool) -> list[Content]:
     label = state.state.value
     if state.state is RunState.FINISHED and state.outcome is Outcome.STOPPED:
         label = "STOPPED"
-    starting = state.startup is not None and not state.state.is_terminal
+    # IDLE is a run that has not started yet: say so (the start-up's phase follows).
+    starting = state.state is RunState.IDLE or (state.startup is not None and state.state is RunState.RUNNING)
     if starting:
         label = "STARTING"
     epoch = f"ep {state.epoch}" + (f"/{state.total_epochs}" if state.total_epochs else "")
@@ -138,7 +139,7 @@ def _fields(state: CockpitState, compact: bool, saved: bool) -> list[Content]:
         parts.append(Content.styled(f"saved it {state.last_checkpoint_iter}", "$text-muted"))
     if state.progress is not None:
         parts.append(Content.styled(describe(state.progress), "$text-accent"))
-    elif starting:
+    elif starting and state.startup is not None:
         parts.append(Content.styled(_STARTUP_DETAIL[state.startup], "$text-accent"))
     flagged = len(state.flagged_rows)
     if flagged:
