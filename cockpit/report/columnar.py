@@ -20,7 +20,6 @@ takes a few forms JSON does not (``+1``, ``.5``) -- a digit-level oddity stays a
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, overload
 
@@ -219,11 +218,11 @@ def _int_tokens(data: "np.ndarray", starts: "np.ndarray", ends: "np.ndarray") ->
 def _parse_numbers(text: bytes, expected: int) -> "np.ndarray | None":
     import numpy as np
 
-    with warnings.catch_warnings():
-        # numpy warns (and stops) at the first token that is not a number: not plain.
-        warnings.simplefilter("error")
-        try:
-            values = np.fromstring(text, dtype=float, sep=",")
-        except (ValueError, DeprecationWarning):
-            return None
+    # numpy raises at the first token that is not a number (older versions warned and
+    # stopped early: the size check catches that). No warnings filter is set here: it is
+    # process-wide, and the cockpit builds reports in a worker thread next to training.
+    try:
+        values = np.fromstring(text, dtype=float, sep=",")
+    except ValueError:
+        return None
     return values if values.size == expected else None
