@@ -182,7 +182,7 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     if name == "report_speed":
         return [
             (
-                "9. `cockpit report`, 100,000-iteration run (log_every 1)",
+                "10. `cockpit report`, 100,000-iteration run (log_every 1)",
                 f"**{r['seconds']:.2f} s** wall whole process (median {r['median_seconds']:.2f} s), "
                 f"{r['cpu_seconds']:.2f} s CPU; metrics.jsonl {r['metrics_mb']:.0f} MB, events.jsonl {r['events_mb']:.0f} MB",
                 "< 3 s",
