@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from cockpit.engine.events import RunState
 from cockpit.diagnostics.hook import DiagnosticsHook
 from cockpit.engine.trainer import Trainer
-from ui_support import settle
-
-
-async def wait_until(pilot, condition, steps: int = 2400) -> None:
-    for _ in range(steps):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-        await pilot.pause()
-    raise AssertionError("condition not reached")
+from ui_support import settle, wait_until
 
 
 async def test_real_engine_drives_the_panes_and_quit_saves(sample_config):

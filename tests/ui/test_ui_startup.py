@@ -3,7 +3,6 @@ and a run the pre-flight refuses explained in the cockpit (cockpit/startup.py)."
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 from cockpit.engine.events import CheckState, RunState
@@ -11,15 +10,7 @@ from cockpit.startup import StartupLink
 from cockpit.ui.modals import StartupFailedScreen
 from cockpit.ui.widgets.status_bar import StatusBar
 from fake_engine import FakeEngine, script
-
-
-async def wait_until(pilot, condition, steps: int = 2400) -> None:
-    for _ in range(steps):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-        await pilot.pause()
-    raise AssertionError("condition not reached")
+from ui_support import wait_until
 
 
 def status(app) -> str:
