@@ -3,8 +3,9 @@
 The app is written against :class:`~cockpit.engine.link.EngineLink` only: events come in
 through an :class:`~cockpit.ui.bridge.EngineBridge` (thread-safe, coalescing), commands go
 out with ``link.send`` (which never blocks). Events are folded into a pure view-model
-(:class:`~cockpit.ui.state.CockpitState`); panes are redrawn from it at most
-``1 / redraw_interval`` times a second, inside one ``batch_update``.
+(:class:`~cockpit.ui.state.CockpitState`); panes are redrawn from it inside one
+``batch_update``, at most ``1 / redraw_interval`` times a second and further apart when a
+frame costs more (:mod:`cockpit.ui.frame_budget`); state changes are drawn at once.
 
 Build it with :func:`create_app` (the CLI and the tests both do).
 """
@@ -508,8 +509,9 @@ def create_app(
 
     ``engine_factory(config, resume_from_checkpoint)`` builds a new, unstarted link; with it,
     the Config pane can restart the run with an edited config. ``options``: ``lr_factor``
-    (``+``/``-``, default 2), ``redraw_interval`` (seconds between redraws, default 0.2; 0
-    redraws on every batch of events, as the tests do), ``close_timeout``, ``baseline`` (a
+    (``+``/``-``, default 2), ``redraw_interval`` (the shortest time between redraws, default
+    0.2 s; the frame budget may space them further; 0 redraws on every batch of events, as
+    the tests do), ``close_timeout``, ``baseline`` (a
     :class:`~cockpit.ui.baseline.Baseline` drawn faintly behind the loss curves).
     """
     return CockpitApp(link, config, config_path, engine_factory, **options)
