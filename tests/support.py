@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from cockpit.engine.events import Event
+from cockpit.engine.events import Event, RunFinished
+from cockpit.engine.hooks import Hook
 
 # Here rather than in conftest.py: tests/ui has a conftest of its own, and `from conftest
 # import` would find whichever of the two was imported first.
@@ -38,3 +39,26 @@ class Recorder:
         if found is None:
             raise AssertionError(f"event not seen within {timeout}s; got {[type(e).__name__ for e in self.events]}")
         return found
+
+
+class SendAt(Hook):
+    """Sends commands from inside the loop right after iteration ``at`` -- deterministic timing."""
+
+    def __init__(self, at: int, *commands):
+        self.at = at
+        self.commands = commands
+
+    def after_step(self, trainer, outcome):
+        if outcome.iter == self.at:
+            for command in self.commands:
+                trainer.send(command)
+
+
+def run_until_finished(trainer, timeout: float = 600.0) -> tuple[Recorder, RunFinished]:
+    """Start ``trainer``, record its events until ``RunFinished``, close it."""
+    events = Recorder()
+    trainer.subscribe(events)
+    trainer.start()
+    finished = events.wait_for(lambda e: isinstance(e, RunFinished), timeout=timeout)
+    trainer.close()
+    return events, finished

@@ -29,17 +29,12 @@ from cockpit.diagnostics.hook import DiagnosticsHook
 from cockpit.engine.faults import Injection
 from cockpit.engine.trainer import Trainer
 from cockpit.config import ConfigError
-from support import SAMPLE, Recorder
+from support import SAMPLE, Recorder, run_until_finished
 
 
 def run_to_end(config, **kwargs) -> tuple[Trainer, Recorder, RunFinished]:
     trainer = Trainer(config, hooks=[DiagnosticsHook()], **kwargs)
-    events = Recorder()
-    trainer.subscribe(events)
-    trainer.start()
-    finished = events.wait_for(lambda e: isinstance(e, RunFinished), timeout=600)
-    trainer.close()
-    return trainer, events, finished
+    return (trainer, *run_until_finished(trainer))
 
 
 def flagged(events: Recorder, rule: str) -> list[FlagRaised]:

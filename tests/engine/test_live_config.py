@@ -31,33 +31,14 @@ from cockpit.engine.events import (
     StateChanged,
     StepMetrics,
 )
-from cockpit.engine.hooks import Hook
 from cockpit.engine.recovery import Recovery
 from cockpit.engine.trainer import Trainer
-from support import Recorder
-
-
-class SendAt(Hook):
-    """Sends commands from inside the loop right after iteration ``at`` -- deterministic timing."""
-
-    def __init__(self, at: int, *commands):
-        self.at = at
-        self.commands = commands
-
-    def after_step(self, trainer, outcome):
-        if outcome.iter == self.at:
-            for command in self.commands:
-                trainer.send(command)
+from support import Recorder, SendAt, run_until_finished
 
 
 def run_to_end(config, *hooks, **kwargs) -> tuple[Trainer, Recorder, RunFinished]:
     trainer = Trainer(config, hooks=list(hooks), **kwargs)
-    events = Recorder()
-    trainer.subscribe(events)
-    trainer.start()
-    finished = events.wait_for(lambda e: isinstance(e, RunFinished), timeout=600)
-    trainer.close()
-    return trainer, events, finished
+    return (trainer, *run_until_finished(trainer))
 
 
 def acks(events: Recorder, name: str) -> list[CommandAck]:

@@ -18,7 +18,7 @@ from cockpit.engine.events import CheckpointSaved, EvalResult, RunFinished, RunW
 from cockpit.engine.hooks import Hook
 from cockpit.engine.preview import first_with_objects
 from cockpit.engine.trainer import Trainer
-from support import SAMPLE, Recorder
+from support import SAMPLE, TIMEOUT, Recorder, run_until_finished
 
 
 def copy_sample(tmp_path, *overrides: str):
@@ -32,11 +32,7 @@ def copy_sample(tmp_path, *overrides: str):
 
 
 def run_to_end(trainer: Trainer) -> tuple[RunFinished, Recorder]:
-    events = Recorder()
-    trainer.subscribe(events)
-    trainer.start()
-    finished = events.wait_for(lambda e: isinstance(e, RunFinished))
-    trainer.close()
+    events, finished = run_until_finished(trainer, timeout=TIMEOUT)
     return finished, events
 
 

@@ -23,20 +23,7 @@ from cockpit.engine.events import (
 )
 from cockpit.engine.hooks import Hook
 from cockpit.engine.trainer import Trainer
-from support import Recorder
-
-
-class SendAt(Hook):
-    """Sends commands from inside the loop right after iteration ``at`` -- deterministic timing."""
-
-    def __init__(self, at: int, *commands):
-        self.at = at
-        self.commands = commands
-
-    def after_step(self, trainer, outcome):
-        if outcome.iter == self.at:
-            for command in self.commands:
-                trainer.send(command)
+from support import Recorder, SendAt
 
 
 def run(config, *hooks, listeners=(), **kwargs) -> tuple[Trainer, Recorder]:
