@@ -227,20 +227,15 @@ def _cmd_run(args) -> int:
     if config is None:
         return EXIT_USAGE
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
-    if not (headless or args.detach):
-        # The cockpit opens at once and checks the data itself (cockpit/startup.py).
-        injections = _parsed_injections(args)
-        if injections is None:
-            return EXIT_USAGE
-        if args.no_check and (missing := _missing_data_path(config)) is not None:
-            _error(f"{missing} (--no-check skips the data scan, not this)")
-            return EXIT_FAILED
-        baseline, ok = _load_baseline(args)
-        return _run_in_cockpit(args, config, injections, baseline) if ok else EXIT_USAGE
-    checked = _checked_start(args, config, rank)
+    # The cockpit opens at once and checks the data itself (cockpit/startup.py).
+    in_cockpit = not (headless or args.detach)
+    checked = _checked_start(args, config, rank, scan=not in_cockpit)
     if isinstance(checked, int):
         return checked
     injections, preflight = checked
+    if in_cockpit:
+        baseline, ok = _load_baseline(args)
+        return _run_in_cockpit(args, config, injections, baseline) if ok else EXIT_USAGE
     if args.detach:
         return _run_detached(args, preflight)
     baseline, ok = _load_baseline(args, headless=True, quiet=rank != "0")
@@ -273,8 +268,11 @@ def _parsed_injections(args):
         return None
 
 
-def _checked_start(args, config, rank: str):
-    """(injections, pre-flight report or None) when the run may start, else the exit code."""
+def _checked_start(args, config, rank: str, scan: bool = True):
+    """(injections, pre-flight report or None) when the run may start, else the exit code.
+
+    ``scan`` False leaves the pre-flight scan to the caller (the cockpit runs it behind its
+    first frame); the checks that need no scan still run here."""
     injections = _parsed_injections(args)
     if injections is None:
         return EXIT_USAGE
@@ -284,7 +282,7 @@ def _checked_start(args, config, rank: str):
             _error(f"{missing} (--no-check skips the data scan, not this)")
             return EXIT_FAILED
         return injections, None
-    if rank != "0":
+    if rank != "0" or not scan:
         return injections, None
     report, ok = _preflight(config, quiet_ok=True)
     if not ok:
@@ -318,19 +316,17 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
                              preflight=preflight)
         return make_trainer(request, headless=False)
 
-    def restart(new_config, resume_from):
-        # A restart from the Config pane makes a new run (folder) from the last checkpoint,
-        # and checks the data again: the edit may be what fixes it. Without a checkpoint
-        # (the start was refused, or nothing was saved yet) it starts as this command did.
-        if resume_from is None:
-            return StartupLink(new_config, build, check_data=check_data, on_built=recorded)
-        return StartupLink(new_config, lambda c, p: build(c, p, resume=resume_from, injections=[]),
-                           check_data=check_data, on_built=recorded)
+    def start(new_config, resume_from):
+        # Also the Config pane's restart: a new run (folder) from the last checkpoint, with
+        # the data checked again (the edit may be what fixes it). Without a checkpoint (the
+        # start was refused, or nothing was saved yet) it starts as this command did.
+        builder = build if resume_from is None else (lambda c, p: build(c, p, resume=resume_from, injections=[]))
+        return StartupLink(new_config, builder, check_data=check_data, on_built=recorded)
 
-    link = StartupLink(config, build, check_data=check_data, on_built=recorded)
+    link = start(config, None)
     # No restart in a multi-process run: every rank would have to restart.
     single = not detect().enabled
-    app = create_app(link, config, args.config, engine_factory=restart if single else None, baseline=baseline)
+    app = create_app(link, config, args.config, engine_factory=start if single else None, baseline=baseline)
     app.run()
     # After a restart from the app, its link is a newer one than the one built here.
     link = getattr(app, "link", link)
