@@ -265,6 +265,8 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         """What an event does beyond the view-model: notifications and modals."""
         if isinstance(event, (RunStarted, ConfigChanged)):
             self._follow_engine_config(event.config)
+            if isinstance(event, RunStarted):
+                self.refresh_bindings()  # the run folder exists now: r (report) joins the footer
         elif isinstance(event, RunError):
             if event.fatal:
                 self._show_error("The run failed", event.summary, event.traceback,

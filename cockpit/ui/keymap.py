@@ -21,7 +21,7 @@ RUN_ENDED = "The run has ended: edit the Config pane (5, enter), apply (ctrl+s),
 
 class KeyMap:
     """Mixed into the cockpit app: expects its ``BINDINGS``, ``PANES``, ``panes``, ``model``,
-    ``config_editor``, ``engine_factory`` and the action sets ``_MAIN_ACTIONS``,
+    ``link``, ``config_editor``, ``engine_factory`` and the action sets ``_MAIN_ACTIONS``,
     ``_TYPED_ACTIONS``, ``_ENGINE_ACTIONS``."""
 
     @classmethod
@@ -45,6 +45,8 @@ class KeyMap:
             return RUN_ENDED
         if action == "nan_recovery" and not self.model.checklist.get("nonfinite_loss").flagged:
             return "no non-finite loss to recover from"
+        if action == "report" and self.link.run_dir is None:
+            return "no run folder yet: the run has not started"
         if action == "restart_run":
             if self.engine_factory is None:
                 return "this cockpit cannot restart the run; restart it from the shell"

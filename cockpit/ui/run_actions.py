@@ -66,7 +66,10 @@ class RunActions:
         return "The run has already ended."
 
     def _restart_detail(self, ended: bool) -> str:
-        """What a restart will do, true for a running run and for one that has ended."""
+        """What a restart will do, true for a running run, one that has ended and one that never started."""
+        if self.model.startup_failure is not None:
+            return ("The run never started: the data is checked again and the run starts as the command "
+                    "asked, with the config as it is now.")
         if not ended:
             return ("This run stops at the next iteration boundary and saves a checkpoint; a new run "
                     "starts from that checkpoint with the edited config.")

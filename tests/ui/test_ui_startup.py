@@ -84,8 +84,11 @@ async def test_r_after_a_refused_start_checks_again_and_starts(sample_config, tm
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, StartupFailedScreen))
         await pilot.press("escape")
+        assert app.unavailable("report") == "no run folder yet: the run has not started"
+        assert "never started" in app._restart_detail(True)
         await pilot.press("R")
         await pilot.press("y")
         await wait_until(pilot, lambda: fake.started and app.model.iter >= 100)
         assert made and made[0][1] is None  # nothing ran: no checkpoint to start from
         assert app.model.startup_failure is None and app.model.state is not RunState.FAILED
+        assert app.unavailable("report") is None  # the new run has a folder
