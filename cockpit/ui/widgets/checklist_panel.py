@@ -21,6 +21,7 @@ from cockpit.diagnostics.flags import CheckState
 from cockpit.engine.commands import Command, RewindSkip
 from cockpit.engine.events import Severity
 from cockpit.ui.state import CockpitState
+from cockpit.ui.static_text import show_text
 
 # The recoveries offered after a NaN/Inf loss: (button label, command).
 RECOVERIES: tuple[tuple[str, str, Command], ...] = (
@@ -162,9 +163,9 @@ class ChecklistPanel(Vertical, can_focus=False):
         index = self.query_one(OptionList).highlighted
         details = self.query_one(".details", Static)
         if index is None or not (0 <= index < len(self._rows)):
-            details.content = ""
+            show_text(details, Content(""))
             return
-        details.content = row_details(self._rows[index], self._iter)
+        show_text(details, row_details(self._rows[index], self._iter))
 
     @on(Button.Pressed, ".recoveries Button")
     def _recovery(self, event: Button.Pressed) -> None:

@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from cockpit.ui.labels_state import SPARK_SERIES, LabelsState, imbalance_lines, settings_lines, sparkline
+from cockpit.ui.static_text import show_text
 
 # Shares (0..1) are drawn on a fixed 0..1 scale so a flat line means "stuck", not "zoomed".
 _UNIT_SCALE = {"roi_fg_frac", "cls_accuracy", "fg_cls_accuracy", "false_negative", "gt_no_anchor"}
@@ -60,10 +61,10 @@ class LabelsPanel(Vertical, can_focus=True):
         # Below ~62 columns (the wide grid's middle pane) the same facts in shorter words.
         compact = 0 < self.content_region.width < 62
         words = imbalance_lines(state, compact)
-        self.query_one(".words", Static).update(Content("\n").join(Content(line) for line in words))
-        self.query_one(".series", Static).update(self._series(state))
+        show_text(self.query_one(".words", Static), Content("\n").join(Content(line) for line in words))
+        show_text(self.query_one(".series", Static), self._series(state))
         settings = settings_lines(state, compact)
-        self.query_one(".settings", Static).update(Content("\n").join(Content(line) for line in settings))
+        show_text(self.query_one(".settings", Static), Content("\n").join(Content(line) for line in settings))
 
     def _series(self, state: LabelsState) -> Content:
         if not state.latest:

@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.widgets import Sparkline, Static
 
 from cockpit.ui.state import CockpitState, format_mb
+from cockpit.ui.static_text import show_text
 
 
 def bar(fraction: float | None, width: int, style: str) -> Content:
@@ -82,7 +83,7 @@ class MemoryPanel(Vertical, can_focus=True):
             where = state.device or "waiting for the first step"
             lines.append(Content.styled(f"CUDA      n/a ({where})", "$text-muted"))
         lines.append(Content(f"{'RSS':<9} {format_mb(memory.get('rss_mb'))}"))
-        self.query_one(".readings", Static).content = Content("\n").join(lines)
+        show_text(self.query_one(".readings", Static), Content("\n").join(lines))
         spark = self.query_one(Sparkline)
         spark.data = list(state.memory_history)
         spark.tooltip = "CUDA allocated over time" if cuda else "process RSS over time"
@@ -92,4 +93,4 @@ class MemoryPanel(Vertical, can_focus=True):
             ooms = Content.styled(f"OOM events: {len(state.oom_events)} (it {more}{iters})", "$text-error bold")
         else:
             ooms = Content.styled("OOM events: 0", "$text-muted")
-        self.query_one(".ooms", Static).content = ooms
+        show_text(self.query_one(".ooms", Static), ooms)

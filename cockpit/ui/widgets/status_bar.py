@@ -11,6 +11,7 @@ from cockpit.engine.events import Outcome, RunState, StartupPhase
 from cockpit.durations import format_duration
 from cockpit.progress import describe
 from cockpit.ui.state import CockpitState
+from cockpit.ui.static_text import show_text
 
 _STATE_CLASSES = {
     RunState.IDLE: "-idle",
@@ -70,7 +71,7 @@ class StatusBar(Static):
         for run_state, css_class in _STATE_CLASSES.items():
             self.set_class(state.state is run_state, css_class)
         content = self.render_state(state, self.content_region.width)
-        self.update(content)
+        show_text(self, content)
         # The bar packs its own lines; an explicit height makes the screen re-lay it out
         # when the count changes (an auto height kept its first value in a real terminal).
         lines = len(content.split("\n"))

@@ -1,0 +1,121 @@
+"""Routine redraws repaint only what changed: no screen layout for new text of the same
+height (cockpit/ui/static_text.py), and the loss chart's rows come from one cached drawing
+(the line-API ``_Chart``)."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.content import Content
+from textual.widgets import Static
+
+from cockpit.ui.static_text import show_text
+from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
+from tests.ui.test_ui_plot_draw import history
+
+
+class _OneStatic(App[None]):
+    CSS = "Static { width: 40; height: auto; }"
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content("it 1  loss 0.500"))
+
+
+def _record_refreshes(static: Static) -> list[bool]:
+    """The ``layout`` flag of every refresh the Static asks for from now on."""
+    calls: list[bool] = []
+    original = static.refresh
+
+    def refresh(*regions, layout: bool = False, **kwargs):
+        calls.append(layout)
+        return original(*regions, layout=layout, **kwargs)
+
+    static.refresh = refresh
+    return calls
+
+
+async def test_same_height_text_repaints_without_a_layout():
+    app = _OneStatic()
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        static = app.query_one(Static)
+        calls = _record_refreshes(static)
+        show_text(static, Content("it 2  loss 0.480"))
+        assert calls == [False]
+        await pilot.pause()
+        assert str(static.render()) == "it 2  loss 0.480"
+        assert static.size.height == 1
+
+
+async def test_unchanged_text_and_styles_do_nothing_but_a_new_style_repaints():
+    app = _OneStatic()
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        static = app.query_one(Static)
+        calls = _record_refreshes(static)
+        show_text(static, Content("it 1  loss 0.500"))
+        assert calls == []
+        show_text(static, Content.styled("it 1  loss 0.500", "bold"))
+        assert calls == [False]
+
+
+@pytest.mark.parametrize(
+    "new",
+    ["it 2\nloss 0.480", "x" * 60],  # another line count; a line that now wraps at 40 columns
+    ids=["more-lines", "wraps"],
+)
+async def test_text_whose_height_may_change_asks_for_a_layout(new: str):
+    app = _OneStatic()
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        static = app.query_one(Static)
+        calls = _record_refreshes(static)
+        show_text(static, Content(new))
+        assert calls == [True]
+        await pilot.pause()
+        assert static.size.height == 2
+
+
+class _PlotApp(App[None]):
+    CSS = "LossPlot { width: 70; height: 22; }"
+
+    def compose(self) -> ComposeResult:
+        yield LossPlot(history(300))
+
+
+async def test_the_chart_rows_are_the_drawing_and_are_drawn_once_per_change():
+    app = _PlotApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        plot, chart = app.query_one(LossPlot), app.query_one(_Chart)
+        width, height = chart.size.width, chart.size.height
+        drawn = plot.draw(width, height).plain.split("\n")
+        rows = [chart.render_line(y).text for y in range(height)]
+        assert [row.rstrip() for row in rows] == [row.rstrip() for row in drawn]
+        assert all(len(row) == width for row in rows)
+
+        calls = []
+        original = plot.draw
+        plot.draw = lambda w, h: calls.append((w, h)) or original(w, h)
+        for y in range(height):
+            chart.render_line(y)
+        assert calls == []  # nothing changed: the cached rows
+        plot.history.add(301, {"loss_classifier": 5.0}, 5.0)
+        plot.redraw()
+        top = [chart.render_line(y).text for y in range(height)]
+        assert calls == [(width, height)]
+        assert top != rows
+
+
+async def test_a_chart_that_cannot_be_drawn_says_why_instead_of_failing():
+    app = _PlotApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        plot, chart = app.query_one(LossPlot), app.query_one(_Chart)
+
+        def broken(width: int, height: int):
+            raise ValueError("odd data")
+
+        plot.draw = broken
+        plot.redraw()
+        assert "cannot draw the plot: ValueError: odd data" in chart.render_line(0).text
