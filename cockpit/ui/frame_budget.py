@@ -1,16 +1,19 @@
 """How far apart the cockpit's redraws must be so drawing stays a small share of one core.
 
-On the 2-core machine the UI thread's CPU time is GIL time taken from the trainer's
-Python-heavy Faster R-CNN step: with ``log_every = 1`` and a redraw every 0.2 s at
-160 x 48, Textual's rendering and compositing alone took ~21% of a core and training ran
-at 0.69 of ``--headless`` (BENCHMARKS.md). A fixed interval cannot be right on every
-terminal size and machine, so the interval follows what a frame really costs: the UI
-thread's CPU time (``time.thread_time``) between two redraws -- our pane builds, Textual's
-render and compositing of the last frame, the bridge's wake-ups -- divided by the share
-of one core the cockpit may take (``duty``), never below the configured interval and never
-above ``ceiling`` (a status bar that moves at least every 2 s). What the user does is not
-held back: keys redraw their pane at once, and state changes (pause, errors, LR) are drawn
-as soon as they arrive (see ``CockpitApp._events_pending``).
+On the 2-core machine the UI thread's CPU time is taken from the trainer twice over:
+it is GIL time taken from the trainer's Python-heavy Faster R-CNN step, and every time
+the UI (or the terminal drawing what it wrote) runs, one of torch's two OpenMP threads is
+preempted while the other waits at the next barrier, burning CPU. With ``log_every = 1``
+and a redraw every 0.2 s at 160 x 48, Textual's rendering and compositing took ~21% of a
+core and training ran at 0.69 of ``--headless``; at 3% of a core it still ran at ~0.85
+(BENCHMARKS.md). A fixed interval cannot be right on every terminal size and machine, so
+the interval follows what a frame really costs: the UI thread's CPU time
+(``time.thread_time``) between two redraws -- our pane builds, Textual's render and
+compositing of the last frame, the bridge's wake-ups -- divided by the share of one core
+the cockpit may take (``duty``), never below the configured interval and never above
+``ceiling`` (a status bar that moves at least every 2 s). What the user does is not held
+back: keys redraw their pane at once, and state changes (pause, errors, LR) are drawn as
+soon as they arrive (see ``CockpitApp._events_pending``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-FRAME_DUTY = 0.03
-"""Share of one core the cockpit's redraws may take while step records stream in."""
+FRAME_DUTY = 0.01
+"""Share of one core the cockpit's redraws may take while step records stream in: at
+160 x 48 a frame costs ~30 ms of the UI thread, so about one redraw every 2 s on the
+2-core machine, and every 0.2 s where a frame is cheap."""
 
 FRAME_CEILING = 2.0
 """The longest wait between two redraws, whatever a frame costs (seconds)."""
