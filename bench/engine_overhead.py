@@ -9,51 +9,59 @@ epochs (four epoch-end checkpoints, two NaN-rewind snapshots, one eval-mode prob
 mobilenet model is ~30x slower per iteration on 2 CPU cores, so its window is a few
 iterations inside the first epoch.
 
-The ratio is cockpit's throughput over the bare loop's, from each side's least disturbed
-(fastest) run: on a shared machine interference only ever adds time.
+The VM's own speed wanders by +-25% over minutes (bench/ui_overhead.py), so the sides run
+in ABBA blocks (bare, cockpit, cockpit, bare; then the mirror), which cancels a linear
+drift, and the ratio is cockpit's throughput over the bare loop's from the medians over
+all runs. The ratio of each side's least disturbed (fastest) run is printed beside it.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from pathlib import Path
 
 import common
 
-# arch -> (window marks, log_every, repeats)
+# arch -> (window marks, log_every, ABBA blocks of four runs)
 PLANS = {
-    "tiny": ((10, 70) if common.QUICK else (10, 130), 10, 1 if common.QUICK else 3),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": ((2, 4) if common.QUICK else (2, 6), 2, 1 if common.QUICK else 2),
+    "tiny": ((10, 70) if common.QUICK else (10, 130), 10, 1 if common.QUICK else 2),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": ((2, 4) if common.QUICK else (2, 6), 2, 1),
 }
 
 
-def measure(arch: str, marks: tuple[int, int], log_every: int, repeats: int, tmp: Path) -> dict:
-    bare_cost, cockpit_cost, pairs = [], [], []
-    for rep in range(repeats):
-        items = common.overrides(tmp / f"{arch}-{rep}", arch, marks[1] + 1000) + [f"run.log_every={log_every}"]
-        bare = common.timed_iterations(
-            [common.PYTHON, str(common.REPO / "bench" / "bare_loop.py"), str(common.SAMPLE)] + common.set_args(items), marks
-        )
-        cockpit = common.timed_iterations(common.COCKPIT + ["run", str(common.SAMPLE), "--headless"] + common.set_args(items), marks)
-        b, c = common.per_iteration(bare, marks), common.per_iteration(cockpit, marks)
-        bare_cost.append(b)
-        cockpit_cost.append(c)
-        pairs.append(b / c)
+def measure(arch: str, marks: tuple[int, int], log_every: int, blocks: int, tmp: Path) -> dict:
+    costs: dict[str, list[float]] = {"bare": [], "cockpit": []}
+    commands = {
+        "bare": [common.PYTHON, str(common.REPO / "bench" / "bare_loop.py"), str(common.SAMPLE)],
+        "cockpit": common.COCKPIT + ["run", str(common.SAMPLE), "--headless"],
+    }
+    run = 0
+    for block in range(blocks):
+        order = ("bare", "cockpit", "cockpit", "bare") if block % 2 == 0 else ("cockpit", "bare", "bare", "cockpit")
+        for side in order:
+            items = common.overrides(tmp / f"{arch}-{run}", arch, marks[1] + 1000) + [f"run.log_every={log_every}"]
+            times = common.timed_iterations(commands[side] + common.set_args(items), marks)
+            costs[side].append(common.per_iteration(times, marks))
+            run += 1
+    bare, cockpit = costs["bare"], costs["cockpit"]
     return {
-        "ratio": min(bare_cost) / min(cockpit_cost),
-        "pair_ratios": pairs,
-        "bare_ms_per_iter": 1000 * min(bare_cost),
-        "cockpit_ms_per_iter": 1000 * min(cockpit_cost),
+        "ratio": statistics.median(bare) / statistics.median(cockpit),
+        "best_run_ratio": min(bare) / min(cockpit),
+        "bare_ms_per_iter": 1000 * statistics.median(bare),
+        "cockpit_ms_per_iter": 1000 * statistics.median(cockpit),
+        "bare_ms_range": [1000 * min(bare), 1000 * max(bare)],
+        "cockpit_ms_range": [1000 * min(cockpit), 1000 * max(cockpit)],
         "window": list(marks),
-        "repeats": repeats,
+        "runs_per_side": len(bare),
     }
 
 
 def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as tmp:
-        for arch, (marks, log_every, repeats) in PLANS.items():
-            results[arch] = measure(arch, marks, log_every, repeats, Path(tmp))
+        for arch, (marks, log_every, blocks) in PLANS.items():
+            results[arch] = measure(arch, marks, log_every, blocks, Path(tmp))
     common.emit({"bench": "engine_overhead", "results": results})
 
 
