@@ -9,9 +9,17 @@ from textual.app import App, ComposeResult
 from textual.content import Content
 from textual.widgets import Static
 
+from cockpit.ui.loss_history import LossHistory
 from cockpit.ui.static_text import show_text
 from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
-from tests.ui.test_ui_plot_draw import history
+
+
+def history(steps: int) -> LossHistory:
+    out = LossHistory()
+    for i in range(1, steps + 1):
+        losses = {"loss_classifier": 1.0 / i, "loss_box_reg": 0.3, "loss_objectness": 0.2, "loss_rpn_box_reg": 0.1}
+        out.add(i, losses, sum(losses.values()))
+    return out
 
 
 class _OneStatic(App[None]):
