@@ -205,7 +205,9 @@ def _x_axis(frame: Frame) -> tuple[str, str]:
             continue
         axis[column] = "┬"
         label = str(tick)
-        start = max(0, column - len(label) // 2)
+        # Centred under its tick, but never cut at the right edge: "100" cut to "10" would
+        # name another iteration.
+        start = max(0, min(column - len(label) // 2, columns + frame.right - len(label)))
         if start >= free_from:
             labels[start : start + len(label)] = list(label)
             free_from = start + len(label) + 1

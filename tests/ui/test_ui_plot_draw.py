@@ -70,3 +70,13 @@ def test_buckets_of_keeps_each_stretch_extremes():
     ys = [0, 5, 1, 1, -3, 1, 1, 1, 9, 2]
     buckets = buckets_of(xs, ys, 2)
     assert [(b.lo, b.lo_x, b.hi, b.hi_x, b.last, b.n) for b in buckets] == [(-3, 4, 5, 1, -3, 5), (1, 5, 9, 8, 2, 5)]
+
+
+def test_x_labels_are_whole_numbers_even_at_the_right_edge():
+    # 100 iterations on a pane this wide put the last tick (100) in the last column: its
+    # label must read 100, not be cut to "10".
+    for width in (60, 79, 80, 100, 120):
+        label_line = chart_rows(LossPlot(history(100)).draw(width, 20))[-1]
+        labels = [int(label) for label in label_line.split()]
+        assert labels and labels == sorted(set(labels)), label_line  # a cut "100" reads "10": out of order
+        assert labels[-1] <= 100 and len(label_line) <= width
