@@ -9,7 +9,7 @@ for a fair comparison: the config (data, batch size, num_workers, seed, augmenta
 probabilities, optimizer) and the model from ``build_model``.
 
 Prints ``it N`` every ``run.log_every`` iterations (flushed), the same prefix cockpit's
-headless printer uses, so ``common.timed_iterations`` times both the same way. On CUDA it
+headless printer uses, so the benches time both the same way. On CUDA it
 trains on the device (``run.device``), under ``torch.autocast`` + ``GradScaler`` when
 ``optim.amp`` is on (the references' ``--amp``), and each log line ends with the CUDA
 allocator's peak so far (``peak_mb``), which ``gpu_check.py`` compares with cockpit's

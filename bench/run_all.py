@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite BENCHMARKS.md with the figures, the date and the machine.
 
-    python bench/run_all.py            # the full set (about 12 minutes on 2 CPU cores)
+    python bench/run_all.py            # the full set (about 15 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
     python bench/run_all.py --only plot_cost startup
 
@@ -91,37 +91,33 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     if name == "engine_overhead":
         out = []
         for arch, x in r["results"].items():
+            low, high = x["interval_90"]
             out.append(
                 (
                     f"1. Engine overhead, `{arch}`",
-                    f"throughput ratio **{x['ratio']:.3f}** of the medians over {x['runs_per_side']} ABBA runs a side "
-                    f"(bare {x['bare_ms_per_iter']:.0f} ms/it, range {x['bare_ms_range'][0]:.0f}-"
-                    f"{x['bare_ms_range'][1]:.0f}; cockpit --headless {x['cockpit_ms_per_iter']:.0f} ms/it, range "
-                    f"{x['cockpit_ms_range'][0]:.0f}-{x['cockpit_ms_range'][1]:.0f}; best runs "
-                    f"{x['best_run_ratio']:.3f}; window it {x['window'][0]}-{x['window'][1]})",
+                    f"throughput ratio **{x['ratio']:.3f}** (90% interval {low:.3f}-{high:.3f}), the two interleaved "
+                    f"in {x['rounds']} rounds of {x['turn_s']:.0f} s turns (bare {x['bare_ms_per_iter']:.0f} ms/it over "
+                    f"{x['iterations_per_side']['bare']} iterations; cockpit --headless {x['cockpit_ms_per_iter']:.0f} "
+                    f"ms/it over {x['iterations_per_side']['cockpit']}; one round alone: "
+                    f"{x['per_round_range'][0]:.2f}-{x['per_round_range'][1]:.2f})",
                     ">= 0.98",
                     yes(x["ratio"] >= 0.98),
                 )
             )
         return out
     if name == "ui_overhead":
-        ranges = r["ms_ranges"]
-
-        def span(key: str) -> str:
-            return f"{ranges[key][0]:.0f}-{ranges[key][1]:.0f}"
-
+        ms = r["ms_per_iter"]
+        low, high = r["interval_90"]
         return [
             (
                 f"2. Cockpit overhead (TUI drawing in {r['terminal']}) vs `--headless` in the same terminal, "
                 "`tiny`, log_every 1",
-                f"throughput ratio **{r['ratio']:.3f}** of the medians over {r['runs_per_side']} runs a side "
-                f"(headless {r['headless_in_terminal_ms_per_iter']:.0f} ms/it, range {span('headless_in_terminal')}; "
-                f"cockpit {r['cockpit_ui_ms_per_iter']:.0f} ms/it, range {span('cockpit_ui')}). Against `--headless` "
-                f"started outside a terminal: {r['ratio_vs_direct']:.3f} ({r['headless_direct_ms_per_iter']:.0f} ms/it, "
-                f"range {span('headless_direct')}; the same headless run in the terminal: "
-                f"{r['terminal_launch_ratio']:.3f} of it). UI thread {100 * r['ui_thread_cpu_share']:.1f}% of one core"
-                + (f", tmux {100 * r['terminal_cpu_share']:.1f}%" if r.get("terminal_cpu_share") is not None else "")
-                + (f" ({r['terminal_kb_per_s']:.0f} KB/s to the terminal)" if r.get("terminal_kb_per_s") else ""),
+                f"throughput ratio **{r['ratio']:.3f}** (90% interval {low:.3f}-{high:.3f}), the two interleaved "
+                f"in {r['rounds']} rounds of {r['turn_s']:.0f} s turns (headless {ms['headless_in_terminal']:.0f} "
+                f"ms/it over {r['iterations_per_side']['headless_in_terminal']} iterations, cockpit "
+                f"{ms['cockpit_ui']:.0f} ms/it over {r['iterations_per_side']['cockpit_ui']}; one round alone: "
+                f"{r['per_round_range'][0]:.2f}-{r['per_round_range'][1]:.2f}). UI thread "
+                f"{100 * r['ui_thread_cpu_share']:.1f}% of one core, tmux {100 * r['terminal_cpu_share']:.1f}%",
                 ">= 0.95 of headless on 2 cores",
                 yes(r["ratio"] >= 0.95),
             )
