@@ -4,9 +4,10 @@ A ``LossHistory`` (the app's view-model for the loss pane) is fed N records thro
 real ``add`` path (noisy losses, a slow decay and a few spikes), then a ``LossPlot``
 mounted in a headless Textual app (``run_test``, 120 x 32) draws it. One redraw is what
 the app does when new records arrive: the legend, ``history.view`` (decimation to the
-pane's width), the braille chart build and its conversion to Rich text -- timed by
-invalidating the widget's render cache and calling its ``render`` (median of repeats,
-raw and EMA-smoothed views, whole-run and last-2000 windows). The ``baseline`` views
+pane's width), the braille chart build and its rows as strips -- timed by a ``redraw``
+(which invalidates the chart's cached rows) and reading every row through the chart's
+``render_line``, as the compositor does (median of repeats, raw and EMA-smoothed views,
+whole-run and last-2000 windows). The ``baseline`` views
 add a baseline run of the same length (``--baseline``: its curves drawn faintly behind).
 
 Memory is the deep size of the history object (every container, bucket and float

@@ -127,3 +127,26 @@ async def test_a_chart_that_cannot_be_drawn_says_why_instead_of_failing():
         plot.draw = broken
         plot.redraw()
         assert "cannot draw the plot: ValueError: odd data" in chart.render_line(0).text
+
+
+def _styled_cells(strips) -> list[list[tuple[str, object]]]:
+    return [[(char, segment.style) for segment in strip for char in segment.text] for strip in strips]
+
+
+@pytest.mark.parametrize("size", [(57, 18), (120, 32), (30, 8)])
+def test_chart_rows_cut_from_the_spans_match_rich_rendering_cell_for_cell(size):
+    from rich.console import Console
+    from rich.style import Style
+    from textual.strip import Strip
+
+    from cockpit.ui.widgets.loss_plot import chart_strips
+
+    width, height = size
+    plot = LossPlot(history(500))
+    plot.evals = [(100, 0.2), (400, 0.6)]  # AP50 on the right axis: a third kind of span
+    drawn = plot.draw(width, height)
+    base = Style(color="white", bgcolor="black")
+    console = Console(width=width, color_system="truecolor", file=open("/dev/null", "w"))
+    lines = console.render_lines(drawn, console.options.update(width=width, height=None), pad=False)
+    expected = [Strip(line).adjust_cell_length(width, base).apply_style(base) for line in lines[:height]]
+    assert _styled_cells(chart_strips(drawn, width, height, base)) == _styled_cells(expected)

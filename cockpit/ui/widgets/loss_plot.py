@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -96,11 +97,47 @@ class _Chart(Widget):
             rendered = self._owner.draw(width, height)
         except Exception as error:  # noqa: BLE001 - odd data must not take the cockpit down
             rendered = Text(f"cannot draw the plot: {type(error).__name__}: {error}", style="bold red")
-        console = self.app.console
-        lines = console.render_lines(rendered, console.options.update(width=max(1, width), height=None), pad=False)
-        strips = [Strip(line).adjust_cell_length(width).apply_style(base) for line in lines[:height]]
+        strips = chart_strips(rendered, width, height, base)
         self._cache = (key, strips)
         return strips
+
+
+def chart_strips(text: Text, width: int, height: int, base: Style) -> list[Strip]:
+    """The chart's rows as strips, cut straight from its plain text and style spans.
+
+    The chart is one unwrapped line per row with spans that never overlap, so each row's
+    segments are its gaps (in ``base``) and its spans (``base`` + the span's style).
+    Rich's general path (``Console.render_lines``: render, split, crop, measure) cost
+    as much as drawing the chart itself; this one is a few slices a row.
+    """
+    plain = text.plain
+    line_base = base + Style.parse(text.style) if isinstance(text.style, str) else base + text.style
+    spans = sorted(text.spans, key=lambda span: span.start)
+    strips: list[Strip] = []
+    first = 0  # the first span that may still reach the current line
+    line_start = 0
+    for line in plain.split("\n")[:height]:
+        line_end = line_start + len(line)
+        while first < len(spans) and spans[first].end <= line_start:
+            first += 1
+        segments: list[Segment] = []
+        at = line_start
+        index = first
+        while index < len(spans) and spans[index].start < line_end:
+            span = spans[index]
+            start, end = max(span.start, line_start, at), min(span.end, line_end)
+            if start < end:
+                if start > at:
+                    segments.append(Segment(plain[at:start], line_base))
+                style = Style.parse(span.style) if isinstance(span.style, str) else span.style
+                segments.append(Segment(plain[start:end], line_base + style))
+                at = end
+            index += 1
+        if at < line_end:
+            segments.append(Segment(plain[at:line_end], line_base))
+        strips.append(Strip(segments).adjust_cell_length(width, base))
+        line_start = line_end + 1
+    return strips
 
 
 class LossPlot(Vertical, can_focus=True):
