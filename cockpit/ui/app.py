@@ -5,7 +5,8 @@ through an :class:`~cockpit.ui.bridge.EngineBridge` (thread-safe, coalescing), c
 out with ``link.send`` (which never blocks). Events are folded into a pure view-model
 (:class:`~cockpit.ui.state.CockpitState`); panes are redrawn from it inside one
 ``batch_update``, at most ``1 / redraw_interval`` times a second and further apart when a
-frame costs more (:mod:`cockpit.ui.frame_budget`); state changes are drawn at once.
+frame costs more (:mod:`cockpit.ui.frame_budget`), the status bar alone in between;
+state changes are drawn at once.
 
 Build it with :func:`create_app` (the CLI and the tests both do).
 """
@@ -56,7 +57,7 @@ from cockpit.engine.link import EngineLink
 from cockpit.ui.baseline import Baseline
 from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
-from cockpit.ui.frame_budget import FrameBudget
+from cockpit.ui.frame_budget import STATUS_INTERVAL, FrameBudget
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
 from cockpit.ui.pane_navigation import PaneNavigation
 from cockpit.ui.run_actions import RunActions
@@ -173,7 +174,10 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         self._dirty: set[str] = set()
         self._flush_timer = None
         self._last_flush = 0.0
+        self._last_status = 0.0
         self.frame_budget = FrameBudget(redraw_interval)
+        self.status_interval = STATUS_INTERVAL
+        """The status bar alone is redrawn this often while the panes wait for their frame."""
         self._quitting = False
         self._active_pane = 0
         self._ended = False
@@ -301,15 +305,19 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.redraw_interval <= 0 or urgent:
             self.flush_redraws()
             return
-        if self._flush_timer is not None:
-            return
         # Throttle: at most one redraw per frame interval however fast steps arrive. When
         # one is due, draw now: a timer would wake the loop a second time for the same batch.
-        delay = self._last_flush + self.frame_budget.interval - time.monotonic()
+        now = time.monotonic()
+        delay = self._last_flush + self.frame_budget.interval - now
         if delay <= 0:
             self.flush_redraws()
             return
-        self._flush_timer = self.set_timer(max(0.005, delay), self.flush_redraws)
+        if STATUS in self._dirty and now - self._last_status >= self.status_interval:
+            # The one line that says the run is moving, between two frames of the panes.
+            self._last_status = now
+            self.status_bar.show_state(self.model)
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(max(0.005, delay), self.flush_redraws)
 
     def flush_redraws(self) -> None:
         """Redraw every pane whose data changed since the last redraw."""
@@ -318,12 +326,13 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             self._flush_timer = None
         if not self.loss_plot.is_attached:
             return  # shutting down: nothing left to draw into
-        self._last_flush = time.monotonic()
+        self._last_flush = self._last_status = time.monotonic()
         if self.redraw_interval > 0:
             interval = self.frame_budget.frame_drawn()
             if self.bridge is not None:
-                # Step records need not wake the loop more often than they can be drawn.
-                self.bridge.min_interval = interval
+                # Step records need not wake the loop more often than they can be drawn:
+                # the status bar's pace, or the panes' when that is shorter.
+                self.bridge.min_interval = min(interval, self.status_interval)
         dirty, self._dirty = self._dirty, set()
         self._refresh_panes(dirty)
 

@@ -71,3 +71,28 @@ async def test_state_changes_are_drawn_at_once_while_step_records_wait_for_the_b
         fake.emit(StateChanged(state=RunState.PAUSED, previous=RunState.RUNNING, reason="paused by user", iter=50))
         await pilot.pause()
         assert "PAUSED" in shown() and "it 50" in shown()  # drawn now, with what waited
+
+
+async def test_the_status_bar_moves_between_frames_while_the_panes_wait(make_app):
+    from fake_engine import script, step_event
+
+    started = script(last_iter=4)[:2]  # RunStarted, RUNNING
+    app, fake = make_app(events=started, redraw_interval=0.2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        app.frame_budget = FrameBudget(600.0)  # the panes' next frame is far away
+        app.flush_redraws()
+        chart_version = app.loss_plot.version
+        shown = lambda: str(app.status_bar.render())  # noqa: E731
+        app.status_interval = 600.0  # a status tick is not due either
+        fake.emit(step_event(50))
+        await pilot.pause()
+        assert "it 50" not in shown()
+        app.status_interval = 0.0  # now it is
+        fake.emit(step_event(51))
+        await pilot.pause()
+        assert "it 51" in shown()
+        assert app.loss_plot.version == chart_version  # the chart still waits for its frame
+        app.flush_redraws()
+        assert app.loss_plot.version > chart_version
