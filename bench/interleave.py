@@ -6,11 +6,11 @@ overhead rows measure; two runs timed one after the other compare the machine's 
 much as the code. So every side is started and warmed up, then frozen, and the sides take
 turns: thaw one for a slice of a few seconds, freeze it, thaw the next (the order mirrored
 every other round, ABBA). Each slice yields the time and the number of whole iterations
-between the first and the last iteration that ended inside it, and each side's cost is its
-total time over its total iterations. Neighbouring slices see the same machine, so the
-drift falls out of the ratio; periodic work (epoch-end checkpoints, snapshots, probes) is
-counted in proportion, because the sides move through the same iterations at nearly the
-same pace.
+between the first and the last iteration that ended inside it (past a short settling time
+after the thaw), and each side's cost is its total time over its total iterations.
+Neighbouring slices see the same machine, so the drift falls out of the ratio; periodic
+work (epoch-end checkpoints, snapshots, probes) is counted in proportion, because the
+sides move through the same iterations at nearly the same pace.
 
 Freezing uses the cgroup freezer (v2 ``cgroup.freeze``, else v1 ``freezer.state``): the
 process is held without a signal, so it cannot tell. Without a writable freezer (not root,
@@ -228,6 +228,12 @@ def _wait_for(side: Side, iteration: int, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
+SETTLE_S = 0.3
+"""Iterations that end this soon after a thaw are not counted, on every side alike: what
+a process does the moment it is let go (a Textual app draws the frame that fell due while
+it was frozen; every process finds its caches cold) is the pause's doing, not its own."""
+
+
 def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeout: float = 900.0) -> dict:
     """Start each side, warm it up to iteration ``warm``, then give the sides turns.
 
@@ -257,7 +263,7 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
                 # poll interval, then keep the iterations that ended inside the slice.
                 time.sleep(0.05)
                 with side.lock:
-                    inside = [(i, t) for i, t in side.seen if began <= t <= ended]
+                    inside = [(i, t) for i, t in side.seen if began + SETTLE_S <= t <= ended]
                 if len(inside) < 2:
                     raise RuntimeError(f"{side.name}: fewer than two iterations in a {slice_s:.0f} s slice")
                 (i0, t0), (i1, t1) = inside[0], inside[-1]

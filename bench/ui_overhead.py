@@ -37,9 +37,9 @@ import interleave
 ARCH = "tiny"
 WARM = 10
 TURN_S = 4.0 if common.QUICK else 7.0
-"""Long against the panes' frame interval (~3 s at 160 x 48): a thawed cockpit draws the
-frame that fell due while it was frozen at once, one frame a turn more than it would
-draw running, which is charged to the TUI."""
+"""Long against the panes' frame interval (~3 s at 160 x 48), so a turn holds the frames
+a running cockpit draws in that time: a thawed cockpit first draws the frame that fell due
+while it was frozen, which the settling time (``interleave.SETTLE_S``) leaves out."""
 ROUNDS = 3 if common.QUICK else 16
 COLUMNS, ROWS = 160, 48
 EVERY_STEP = ["run.log_every=1"]
