@@ -5,14 +5,15 @@ probabilities, SGD recipe, seed, ``num_workers``) as separate processes, each pr
 line every ``log_every`` iterations. The two run interleaved (``bench/interleave.py``):
 both are started and warmed up, then take turns of a few seconds each, the other one
 frozen, so neighbouring turns see the same machine and the VM's drift of +-25% over
-minutes falls out of the ratio. Each side's cost is its total time over its total whole
-iterations in its turns. For ``tiny`` a turn spans ~50 iterations and all turns together
+minutes falls out of the ratio. Each round gives one ratio from its two turns (whole
+iterations over time, each side). For ``tiny`` a turn spans ~50 iterations and all turns together
 cover many epochs (epoch-end checkpoints, NaN-rewind snapshots, eval-mode probes in
 proportion); the mobilenet model is ~30x slower per iteration on 2 CPU cores, so its
 turns are a few iterations each.
 
-The ratio is cockpit's throughput over the bare loop's, with a 90% bootstrap interval
-over rounds beside it.
+The figure is the median over rounds of cockpit's throughput over the bare loop's (the
+median holds against the few rounds a neighbour's burst lands on; ``interleave.ratio``),
+with a 90% bootstrap interval, and the ratio pooled over all turns beside it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import interleave
 # arch -> (log_every, warm-up iterations, seconds a turn, rounds)
 PLANS = {
     "tiny": (10, 10, 4.0 if common.QUICK else 6.0, 3 if common.QUICK else 16),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": (1, 2, 10.0 if common.QUICK else 16.0, 2 if common.QUICK else 5),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": (1, 2, 10.0 if common.QUICK else 16.0, 2 if common.QUICK else 8),
 }
 
 

@@ -35,7 +35,7 @@ from cockpit.data.coco import CocoDataset
 from cockpit.data.loader import build_dataset
 from cockpit.engine.evaluation import score_outputs
 
-REPEATS = 2 if common.QUICK else 3
+REPEATS = 2 if common.QUICK else 5
 GENERATED_IMAGES = 1_000 if common.QUICK else 5_000
 
 

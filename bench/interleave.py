@@ -7,10 +7,10 @@ much as the code. So every side is started and warmed up, then frozen, and the s
 turns: thaw one for a slice of a few seconds, freeze it, thaw the next (the order mirrored
 every other round, ABBA). Each slice yields the time and the number of whole iterations
 between the first and the last iteration that ended inside it (past a short settling time
-after the thaw), and each side's cost is its total time over its total iterations.
-Neighbouring slices see the same machine, so the drift falls out of the ratio; periodic
-work (epoch-end checkpoints, snapshots, probes) is counted in proportion, because the
-sides move through the same iterations at nearly the same pace.
+after the thaw); a round's ratio compares its sides' turns, and the figure is the median
+over rounds (see ``ratio``). Neighbouring slices see the same machine, so the drift falls
+out of the ratio; periodic work (epoch-end checkpoints, snapshots, probes) is counted in
+proportion, because the sides move through the same iterations at nearly the same pace.
 
 Freezing uses the cgroup freezer (v2 ``cgroup.freeze``, else v1 ``freezer.state``): the
 process is held without a signal, so it cannot tell. Without a writable freezer (not root,
@@ -24,6 +24,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -296,10 +297,16 @@ def cost(slices: list[Slice], side: str, rounds: set[int] | None = None) -> floa
 
 
 def ratio(slices: list[Slice], reference: str, other: str, resamples: int = 2000, seed: int = 0) -> dict:
-    """``other``'s throughput over ``reference``'s, with a 90% bootstrap interval over rounds.
+    """``other``'s throughput over ``reference``'s: the median over rounds, and pooled.
 
-    Rounds are resampled whole (both sides' slices of a round together), so the interval
-    says how much the figure depends on which few seconds of the machine it happened to get.
+    Each round gives one ratio from its two neighbouring turns. The headline is their
+    median: this VM has bursts of a few seconds in which a neighbour takes a third or
+    more of the machine, and a burst that lands on one side's turn moves that round's
+    ratio by far more than the effect measured; the median holds against a few such
+    rounds, where the pooled ratio (all of a side's time over all of its iterations)
+    moves with each of them. Both come with a 90% bootstrap interval over rounds (rounds
+    resampled whole), which says how much the figure depends on which seconds of the
+    machine it happened to get.
     """
     totals: dict[int, dict[str, list[float]]] = {}
     for s in slices:
@@ -308,18 +315,28 @@ def ratio(slices: list[Slice], reference: str, other: str, resamples: int = 2000
             entry[0] += s.seconds
             entry[1] += s.iterations
 
-    def of(rounds: list[int]) -> float:
+    def pooled(rounds: list[int]) -> float:
         ref = sum(totals[r][reference][0] for r in rounds) / sum(totals[r][reference][1] for r in rounds)
         oth = sum(totals[r][other][0] for r in rounds) / sum(totals[r][other][1] for r in rounds)
         return ref / oth
 
     rounds = sorted(totals)
+    per_round = {r: pooled([r]) for r in rounds}
     rng = random.Random(seed)
-    draws = sorted(of([rng.choice(rounds) for _ in rounds]) for _ in range(resamples))
-    per_round = [of([r]) for r in rounds]
+    picks = [[rng.choice(rounds) for _ in rounds] for _ in range(resamples)]
+
+    def interval(statistic) -> list[float]:
+        draws = sorted(statistic(pick) for pick in picks)
+        return [draws[int(0.05 * resamples)], draws[int(0.95 * resamples) - 1]]
+
+    def median(pick: list[int]) -> float:
+        return statistics.median(per_round[r] for r in pick)
+
     return {
-        "ratio": of(rounds),
-        "interval_90": [draws[int(0.05 * resamples)], draws[int(0.95 * resamples) - 1]],
-        "per_round_range": [min(per_round), max(per_round)],
+        "ratio": median(rounds),
+        "interval_90": interval(median),
+        "pooled_ratio": pooled(rounds),
+        "pooled_interval_90": interval(pooled),
+        "per_round": sorted(round(value, 3) for value in per_round.values()),
         "rounds": len(rounds),
     }

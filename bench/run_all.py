@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite BENCHMARKS.md with the figures, the date and the machine.
 
-    python bench/run_all.py            # the full set (about 15 minutes on 2 CPU cores)
+    python bench/run_all.py            # the full set (about 17 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
     python bench/run_all.py --only plot_cost startup
 
@@ -86,20 +86,29 @@ def yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def _interleaved(x: dict) -> str:
+    """How an interleaved ratio (bench/interleave.py) came about, and how sure it is."""
+    low, high = x["interval_90"]
+    plow, phigh = x["pooled_interval_90"]
+    rounds = x["per_round"]
+    return (
+        f"of interleaved turns (90% interval {low:.3f}-{high:.3f}; pooled over all turns {x['pooled_ratio']:.3f}, "
+        f"{plow:.3f}-{phigh:.3f}; one round alone {rounds[0]:.2f}-{rounds[-1]:.2f})"
+    )
+
+
 def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     """(benchmark, figure, target, met?) rows for one benchmark's JSON."""
     if name == "engine_overhead":
         out = []
         for arch, x in r["results"].items():
-            low, high = x["interval_90"]
             out.append(
                 (
                     f"1. Engine overhead, `{arch}`",
-                    f"throughput ratio **{x['ratio']:.3f}** (90% interval {low:.3f}-{high:.3f}), the two interleaved "
-                    f"in {x['rounds']} rounds of {x['turn_s']:.0f} s turns (bare {x['bare_ms_per_iter']:.0f} ms/it over "
-                    f"{x['iterations_per_side']['bare']} iterations; cockpit --headless {x['cockpit_ms_per_iter']:.0f} "
-                    f"ms/it over {x['iterations_per_side']['cockpit']}; one round alone: "
-                    f"{x['per_round_range'][0]:.2f}-{x['per_round_range'][1]:.2f})",
+                    f"throughput ratio **{x['ratio']:.3f}**, the median of {x['rounds']} rounds "
+                    f"{_interleaved(x)} (bare {x['bare_ms_per_iter']:.0f} ms/it over "
+                    f"{x['iterations_per_side']['bare']} iterations in {x['turn_s']:.0f} s turns; cockpit --headless "
+                    f"{x['cockpit_ms_per_iter']:.0f} ms/it over {x['iterations_per_side']['cockpit']})",
                     ">= 0.98",
                     yes(x["ratio"] >= 0.98),
                 )
@@ -107,16 +116,14 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
         return out
     if name == "ui_overhead":
         ms = r["ms_per_iter"]
-        low, high = r["interval_90"]
         return [
             (
                 f"2. Cockpit overhead (TUI drawing in {r['terminal']}) vs `--headless` in the same terminal, "
                 "`tiny`, log_every 1",
-                f"throughput ratio **{r['ratio']:.3f}** (90% interval {low:.3f}-{high:.3f}), the two interleaved "
-                f"in {r['rounds']} rounds of {r['turn_s']:.0f} s turns (headless {ms['headless_in_terminal']:.0f} "
-                f"ms/it over {r['iterations_per_side']['headless_in_terminal']} iterations, cockpit "
-                f"{ms['cockpit_ui']:.0f} ms/it over {r['iterations_per_side']['cockpit_ui']}; one round alone: "
-                f"{r['per_round_range'][0]:.2f}-{r['per_round_range'][1]:.2f}). UI thread "
+                f"throughput ratio **{r['ratio']:.3f}**, the median of {r['rounds']} rounds {_interleaved(r)} "
+                f"(headless {ms['headless_in_terminal']:.0f} ms/it over "
+                f"{r['iterations_per_side']['headless_in_terminal']} iterations in {r['turn_s']:.0f} s turns, "
+                f"cockpit {ms['cockpit_ui']:.0f} ms/it over {r['iterations_per_side']['cockpit_ui']}). UI thread "
                 f"{100 * r['ui_thread_cpu_share']:.1f}% of one core, tmux {100 * r['terminal_cpu_share']:.1f}%",
                 ">= 0.95 of headless on 2 cores",
                 yes(r["ratio"] >= 0.95),

@@ -14,7 +14,8 @@ The two run interleaved (``bench/interleave.py``): both are started and warmed u
 take turns of a few seconds each while the other is frozen by the cgroup freezer
 (Textual must not see a SIGSTOP: it takes the SIGCONT as a return from Ctrl+Z), so
 neighbouring turns see the same machine and the VM's drift of +-25% over minutes falls
-out of the ratio. Iteration times come from each run directory's ``metrics.jsonl``
+out of the ratio: the median over rounds of the TUI's throughput over the control's in
+the round's two turns (``interleave.ratio``), the pooled ratio beside it. Iteration times come from each run directory's ``metrics.jsonl``
 (flushed per record), polled every 20 ms by this script for both alike. The UI thread's
 cost is the CPU time of the TUI's main thread (where Textual's event loop runs; the
 trainer and listeners are other threads) over its turns, from /proc/PID/task/*/stat: its
