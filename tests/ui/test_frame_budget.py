@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from cockpit.ui.frame_budget import FrameBudget
@@ -53,46 +55,52 @@ def test_one_slow_frame_does_not_stall_the_next_ones_for_long():
     assert slowed > 0.2 and budget.interval < slowed / 2
 
 
-async def test_state_changes_are_drawn_at_once_while_step_records_wait_for_the_budget(make_app):
-    from cockpit.engine.events import RunState, StateChanged
-    from fake_engine import script, step_event
+@contextlib.asynccontextmanager
+async def _running_with_frames_far_apart(make_app):
+    """A cockpit whose run has started, whose panes' next frame is ten minutes away and
+    whose status bar is not due either (a test sets ``status_interval`` to let it move)."""
+    from fake_engine import script
 
     started = script(last_iter=4)[:2]  # RunStarted, RUNNING
     app, fake = make_app(events=started, redraw_interval=0.2)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         await pilot.pause()
-        app.frame_budget = FrameBudget(600.0)  # frames are "expensive": the next one is far away
+        app.frame_budget = FrameBudget(600.0)
+        app.status_interval = 600.0
         app.flush_redraws()
-        shown = lambda: str(app.status_bar.render())  # noqa: E731
+        yield app, fake, pilot
+
+
+def _status(app) -> str:
+    return str(app.status_bar.render())
+
+
+async def test_state_changes_are_drawn_at_once_while_step_records_wait_for_the_budget(make_app):
+    from cockpit.engine.events import RunState, StateChanged
+    from fake_engine import step_event
+
+    async with _running_with_frames_far_apart(make_app) as (app, fake, pilot):
         fake.emit(step_event(50))
         await pilot.pause()
-        assert app.model.iter == 50 and "it 50" not in shown()  # waits for its frame
+        assert app.model.iter == 50 and "it 50" not in _status(app)  # waits for its frame
         fake.emit(StateChanged(state=RunState.PAUSED, previous=RunState.RUNNING, reason="paused by user", iter=50))
         await pilot.pause()
-        assert "PAUSED" in shown() and "it 50" in shown()  # drawn now, with what waited
+        assert "PAUSED" in _status(app) and "it 50" in _status(app)  # drawn now, with what waited
 
 
 async def test_the_status_bar_moves_between_frames_while_the_panes_wait(make_app):
-    from fake_engine import script, step_event
+    from fake_engine import step_event
 
-    started = script(last_iter=4)[:2]  # RunStarted, RUNNING
-    app, fake = make_app(events=started, redraw_interval=0.2)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.pause()
-        app.frame_budget = FrameBudget(600.0)  # the panes' next frame is far away
-        app.flush_redraws()
+    async with _running_with_frames_far_apart(make_app) as (app, fake, pilot):
         chart_version = app.loss_plot.version
-        shown = lambda: str(app.status_bar.render())  # noqa: E731
-        app.status_interval = 600.0  # a status tick is not due either
         fake.emit(step_event(50))
         await pilot.pause()
-        assert "it 50" not in shown()
-        app.status_interval = 0.0  # now it is
+        assert "it 50" not in _status(app)
+        app.status_interval = 0.0  # the status bar's second is up
         fake.emit(step_event(51))
         await pilot.pause()
-        assert "it 51" in shown()
+        assert "it 51" in _status(app)
         assert app.loss_plot.version == chart_version  # the chart still waits for its frame
         app.flush_redraws()
         assert app.loss_plot.version > chart_version
