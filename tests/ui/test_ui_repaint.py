@@ -129,6 +129,31 @@ async def test_a_chart_that_cannot_be_drawn_says_why_instead_of_failing():
         assert "cannot draw the plot: ValueError: odd data" in chart.render_line(0).text
 
 
+
+async def test_messages_in_the_chart_pane_are_centred_and_wrapped_not_cut():
+    app = _PlotApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        plot, chart = app.query_one(LossPlot), app.query_one(_Chart)
+        width = chart.size.width
+        plot.show(LossHistory(), [])  # no step yet: the waiting text
+        plot.waiting_text = "checking data 3,200/10,000 images"
+        plot.redraw()
+        row = next(chart.render_line(y).text for y in range(chart.size.height) if "checking" in chart.render_line(y).text)
+        left = len(row) - len(row.lstrip())
+        right = len(row) - len(row.rstrip())
+        assert len(row) == width and abs(left - right) <= 1  # centred
+
+        reason = "the run could not start: " + "a long reason " * 12 + "END"
+
+        def broken(width: int, height: int):
+            raise ValueError(reason)
+
+        plot.draw = broken
+        plot.redraw()
+        shown = " ".join(chart.render_line(y).text.strip() for y in range(chart.size.height))
+        assert "END" in shown and len(reason) > width  # wrapped onto more rows, nothing cut
+
 def _styled_cells(strips) -> list[list[tuple[str, object]]]:
     return [[(char, segment.style) for segment in strip for char in segment.text] for strip in strips]
 

@@ -95,20 +95,34 @@ class _Chart(Widget):
             return self._cache[1]
         try:
             rendered = self._owner.draw(width, height)
+            strips = chart_strips(rendered, width, height, base) if _is_chart(rendered) else None
         except Exception as error:  # noqa: BLE001 - odd data must not take the cockpit down
             rendered = Text(f"cannot draw the plot: {type(error).__name__}: {error}", style="bold red")
-        strips = chart_strips(rendered, width, height, base)
+            strips = None
+        if strips is None:
+            # A message (waiting, too small, an error): centred and wrapped as Rich lays it out.
+            console = self.app.console
+            options = console.options.update(width=max(1, width), height=None)
+            lines = console.render_lines(rendered, options, pad=False)
+            strips = [Strip(line).adjust_cell_length(width, base).apply_style(base) for line in lines[:height]]
         self._cache = (key, strips)
         return strips
+
+
+def _is_chart(text: Text) -> bool:
+    """The braille chart, not a message: rows that are never wrapped, justified or tabbed."""
+    return bool(text.no_wrap) and text.justify in (None, "default", "left") and "\t" not in text.plain
 
 
 def chart_strips(text: Text, width: int, height: int, base: Style) -> list[Strip]:
     """The chart's rows as strips, cut straight from its plain text and style spans.
 
     The chart is one unwrapped line per row with spans that never overlap, so each row's
-    segments are its gaps (in ``base``) and its spans (``base`` + the span's style).
-    Rich's general path (``Console.render_lines``: render, split, crop, measure) cost
-    as much as drawing the chart itself; this one is a few slices a row.
+    segments are its gaps (in ``base``) and its spans (``base`` + the span's style), each
+    row cropped or padded to ``width``. Rich's general path (``Console.render_lines``:
+    render, split, crop, measure) cost as much as drawing the chart itself; this one is a
+    few slices a row. Only for the chart (see ``_is_chart``): messages that want centring
+    or wrapping still go through Rich.
     """
     plain = text.plain
     line_base = base + Style.parse(text.style) if isinstance(text.style, str) else base + text.style
