@@ -20,12 +20,14 @@ takes any SIGCONT as the return from Ctrl+Z and re-enters application mode.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +43,9 @@ _CGROUP_ROOTS = (
 )
 
 
+_groups = itertools.count(1)
+
+
 class Freezer:
     """Holds one process (and whatever it forks later) still, and lets it go again."""
 
@@ -49,14 +54,15 @@ class Freezer:
         self.group: Path | None = None
         self.kind = "SIGSTOP"
         for root, kind in _CGROUP_ROOTS:
-            control = "cgroup.controllers" if kind == "v2" else "freezer.state"
-            if kind == "v2" and not (root / control).exists():
+            if kind == "v2" and not (root / "cgroup.controllers").exists():
                 continue
             if kind == "v1" and not root.is_dir():
                 continue
-            group = root / f"cockpit-bench-{os.getpid()}-{name}"
+            group = root / f"cockpit-bench-{os.getpid()}-{next(_groups)}-{name}"
             try:
-                group.mkdir(exist_ok=True)
+                group.mkdir()
+                if kind == "v2" and not (group / "cgroup.freeze").exists():
+                    raise OSError("this kernel's cgroup v2 has no freezer (it came in 5.2)")
                 (group / "cgroup.procs").write_text(str(pid))
             except OSError:
                 try:
@@ -99,16 +105,31 @@ class Freezer:
                 raise RuntimeError(f"{self.kind}: the process did not {'freeze' if frozen else 'thaw'} in 10 s")
             time.sleep(0.001)
 
+    def kill(self) -> None:
+        """SIGKILL every process in the group (and the one held by signals), children too."""
+        pids = _tree(self.pid)
+        if self.group is not None:
+            try:
+                pids += [int(pid) for pid in (self.group / "cgroup.procs").read_text().split()]
+            except OSError:
+                pass
+        for pid in set(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def release(self) -> None:
         """Remove the group once its processes have gone (call after thawing and killing them)."""
         if self.group is None:
             return
-        for _ in range(200):
+        for _ in range(500):
             try:
                 self.group.rmdir()
                 return
             except OSError:
                 time.sleep(0.01)
+        print(f"interleave: could not remove {self.group} (processes left in it?)", file=sys.stderr)
 
 
 def _tree(pid: int) -> list[int]:
@@ -143,6 +164,8 @@ class Side:
     name: str
     start: Callable[["Side"], tuple[int, Callable[[], None]]]
     allow_signals: bool = True
+    command: str = ""
+    """What the side runs, for the message when it dies."""
     probe: Callable[[], dict[str, float]] | None = None
     """Cumulative counters (CPU seconds of a thread, say), read before and after each turn."""
     seen: list[tuple[int, float]] = field(default_factory=list)
@@ -171,6 +194,7 @@ class Slice:
 
 def stdout_lines(side: Side, cmd: list[str], env: dict | None = None) -> tuple[int, Callable[[], None]]:
     """Start ``cmd`` with its lines on a pipe; an ``it N`` line marks iteration N's end."""
+    side.command = " ".join(cmd)
     proc = subprocess.Popen(cmd, cwd=common.REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             bufsize=1, env=env)
 
@@ -221,12 +245,28 @@ def poll_metrics(side: Side, output_dir: Path, alive: Callable[[], bool], every:
     return stopped.set
 
 
-def _wait_for(side: Side, iteration: int, timeout: float, what: str) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def _wait_for(side: Side, pid: int, iteration: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while side.last() < iteration:
+        if not _alive(pid):
+            raise RuntimeError(f"{side.name}: the process ended before iteration {iteration}; "
+                               f"run it by hand to see why: {side.command or '(see the script)'}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{side.name}: no iteration {iteration} within {timeout:.0f} s ({what})")
+            raise RuntimeError(f"{side.name}: no iteration {iteration} within {timeout:.0f} s of its start")
         time.sleep(0.01)
+
+
+def _ends_since(side: Side, since: float) -> int:
+    with side.lock:
+        return sum(1 for _, t in side.seen if t >= since)
 
 
 SETTLE_S = 0.3
@@ -248,7 +288,7 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
             pid, stop = side.start(side)
             stops.append(stop)
             freezers[side.name] = Freezer(side.name, pid, side.allow_signals)
-            _wait_for(side, warm, timeout, "warming up")
+            _wait_for(side, pid, warm, timeout)
             freezers[side.name].freeze()
         for round_ in range(rounds):
             for side in sides if round_ % 2 == 0 else sides[::-1]:
@@ -257,16 +297,19 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
                 freezer.thaw()
                 began = time.perf_counter()
                 time.sleep(slice_s)
+                # A turn measures between two iteration ends: on a slow machine (or with a
+                # sparse log) it runs on until it holds two, up to ten times its length.
+                while _ends_since(side, began + SETTLE_S) < 2 and time.perf_counter() - began < 10 * slice_s:
+                    time.sleep(0.05)
                 freezer.freeze()
                 ended = time.perf_counter()
                 after = side.probe() if side.probe else {}
-                # Lines may still be on their way from the pipe or the next poll: wait one
-                # poll interval, then keep the iterations that ended inside the slice.
-                time.sleep(0.05)
+                # The iterations seen during the turn (a line or record is timed when this
+                # process reads it: at once from a pipe, within 20 ms when polled).
                 with side.lock:
                     inside = [(i, t) for i, t in side.seen if began + SETTLE_S <= t <= ended]
                 if len(inside) < 2:
-                    raise RuntimeError(f"{side.name}: fewer than two iterations in a {slice_s:.0f} s slice")
+                    raise RuntimeError(f"{side.name}: fewer than two iterations in a {10 * slice_s:.0f} s turn")
                 (i0, t0), (i1, t1) = inside[0], inside[-1]
                 grown = {key: after[key] - before.get(key, 0.0) for key in after}
                 slices.append(Slice(side.name, round_, t1 - t0, i1 - i0, ended - began, grown))
@@ -283,6 +326,7 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
             except Exception:  # noqa: BLE001 - clean up every side whatever one of them did
                 pass
         for freezer in freezers.values():
+            freezer.kill()
             freezer.release()
     return {
         "slices": slices,

@@ -3,6 +3,7 @@
     python bench/run_all.py            # the full set (about 17 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
     python bench/run_all.py --only plot_cost startup
+    python bench/run_all.py --from-raw # measure nothing: the table and notes again, from the raw results
 
 Each benchmark is a separate script run as its own process (so one's imports, threads
 and memory never colour another's figures) and prints one JSON line; this script turns
@@ -18,6 +19,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -97,6 +99,17 @@ def _interleaved(x: dict) -> str:
     )
 
 
+def _verdict(x: dict, target: float) -> str:
+    """Met or not by the stated figure, and whether its 90% interval settles it."""
+    low, high = x["interval_90"]
+    if low >= target:
+        return "yes"
+    if high < target:
+        return "**no**"
+    met = "yes" if x["ratio"] >= target else "**no**"
+    return f"{met}, within the noise (the interval spans {target})"
+
+
 def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     """(benchmark, figure, target, met?) rows for one benchmark's JSON."""
     if name == "engine_overhead":
@@ -110,7 +123,7 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
                     f"{x['iterations_per_side']['bare']} iterations in {x['turn_s']:.0f} s turns; cockpit --headless "
                     f"{x['cockpit_ms_per_iter']:.0f} ms/it over {x['iterations_per_side']['cockpit']})",
                     ">= 0.98",
-                    yes(x["ratio"] >= 0.98),
+                    _verdict(x, 0.98),
                 )
             )
         return out
@@ -126,7 +139,7 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
                 f"cockpit {ms['cockpit_ui']:.0f} ms/it over {r['iterations_per_side']['cockpit_ui']}). UI thread "
                 f"{100 * r['ui_thread_cpu_share']:.1f}% of one core, tmux {100 * r['terminal_cpu_share']:.1f}%",
                 ">= 0.95 of headless on 2 cores",
-                yes(r["ratio"] >= 0.95),
+                _verdict(r, 0.95),
             )
         ]
     if name == "control_latency":
@@ -229,8 +242,9 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     return [(name, json.dumps(r), "", "")]
 
 
-def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, str], quick: bool, total: float) -> None:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, str], quick: bool, total: float,
+          written: str | None = None) -> None:
+    now = written or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmarks",
         "",
@@ -265,11 +279,47 @@ def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, st
     OUTPUT.write_text("\n".join(lines), encoding="utf-8")
 
 
+_HEADER = re.compile(r"Written by `python bench/run_all.py( --quick)?` on (.+?); the whole run took ([\d.]+) minutes")
+_RAW = re.compile(r"^\[(\d+) s\] (.*)$")
+
+
+def read_raw(path: Path) -> tuple[dict[str, tuple[dict | None, str, float]], dict[str, str], bool, float, str]:
+    """The results, machine, mode, duration and date a BENCHMARKS.md was written from."""
+    text = path.read_text(encoding="utf-8")
+    header = _HEADER.search(text)
+    machine_line = next((line for line in text.splitlines() if line.startswith("Machine: ")), None)
+    if header is None or machine_line is None or "## Raw results" not in text:
+        raise SystemExit(f"{path}: not written by run_all.py (no header, machine line or raw results)")
+    info = dict(part.split(" ", 1) for part in machine_line[len("Machine: "):].rstrip(".").split("; "))
+    results: dict[str, tuple[dict | None, str, float]] = {}
+    block = text.split("## Raw results", 1)[1].split("```")[1]
+    for line in block.splitlines():
+        match = _RAW.match(line)
+        if not match:
+            continue
+        seconds, rest = float(match.group(1)), match.group(2)
+        if rest.startswith("{"):
+            record = json.loads(rest)
+            results[record["bench"]] = (record, "", seconds)
+        else:
+            name, _, error = rest.partition(": ")
+            results[name] = (None, error, seconds)
+    return results, info, bool(header.group(1)), 60 * float(header.group(3)), header.group(2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter windows, fewer repeats (development)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--from-raw", action="store_true",
+                        help="measure nothing: rewrite BENCHMARKS.md from the raw results already in it "
+                             "(after a change to the table's wording or to bench/notes.md)")
     args = parser.parse_args()
+    if args.from_raw:
+        results, info, quick, total, written = read_raw(OUTPUT)
+        write(results, info, quick, total, written)
+        print(f"rewrote {OUTPUT} from its raw results (written {written})", file=sys.stderr)
+        return 0
     env = dict(os.environ, COCKPIT_BENCH_QUICK="1" if args.quick else "0")
     # The scripts import ``common`` from bench/ and cockpit from the checkout.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), str(REPO), env.get("PYTHONPATH", "")]))

@@ -59,11 +59,17 @@ def in_tmux(output_dir: Path, headless: bool) -> interleave.Side:
 
     def start(side: interleave.Side):
         command = "exec " + " ".join(shlex.quote(part) for part in _cockpit_cmd(output_dir, headless))
+        side.command = command
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(COLUMNS), "-y", str(ROWS), command],
                        cwd=common.REPO, check=True, env=dict(os.environ, TERM="xterm-256color"))
-        pid, server = (int(part) for part in subprocess.run(
-            ["tmux", "list-panes", "-t", session, "-F", "#{pane_pid} #{pid}"], capture_output=True, text=True, check=True
-        ).stdout.split()[:2])
+        try:
+            pid, server = (int(part) for part in subprocess.run(
+                ["tmux", "list-panes", "-t", session, "-F", "#{pane_pid} #{pid}"], capture_output=True, text=True,
+                check=True,
+            ).stdout.split()[:2])
+        except (subprocess.CalledProcessError, ValueError):
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            raise
         found.update(pid=pid, server=server)
         # Alive while the pane's process is (exec: it is the cockpit). Not `tmux has-session`:
         # a tmux client spawned per poll costs the machine more CPU than the cockpit's UI.
