@@ -11,9 +11,8 @@ time taken from the training thread. So the bridge rings at most once while a do
 outstanding (the drain takes everything that came meanwhile), and rings for step records
 at most once per ``min_interval`` (the app keeps it at its status bar's pace, or its
 frame interval when that is shorter: a record cannot be shown sooner than the next
-redraw, cockpit/ui/frame_budget.py): a step record
-that comes sooner waits in the buffer, and one timer rings once for all that piled up
-when the interval is over. Every other event (state, errors, flags, command
+redraw, cockpit/ui/frame_budget.py): a step record that comes sooner waits in the
+buffer, and one timer rings once for all that piled up when the interval is over. Every other event (state, errors, flags, command
 acknowledgements) rings at once. Commands do not pass through here, so pause / LR still
 take effect at the next iteration boundary. With ``log_every = 1`` on the tiny sample
 (~16 steps/s) that is ~16 -> <= 10 doorbells a second; see tests/ui/test_ui_bridge.py.
