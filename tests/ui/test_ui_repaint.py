@@ -129,7 +129,6 @@ async def test_a_chart_that_cannot_be_drawn_says_why_instead_of_failing():
         assert "cannot draw the plot: ValueError: odd data" in chart.render_line(0).text
 
 
-
 async def test_messages_in_the_chart_pane_are_centred_and_wrapped_not_cut():
     app = _PlotApp()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -154,12 +153,15 @@ async def test_messages_in_the_chart_pane_are_centred_and_wrapped_not_cut():
         shown = " ".join(chart.render_line(y).text.strip() for y in range(chart.size.height))
         assert "END" in shown and len(reason) > width  # wrapped onto more rows, nothing cut
 
+
 def _styled_cells(strips) -> list[list[tuple[str, object]]]:
     return [[(char, segment.style) for segment in strip for char in segment.text] for strip in strips]
 
 
 @pytest.mark.parametrize("size", [(57, 18), (120, 32), (30, 8)])
 def test_chart_rows_cut_from_the_spans_match_rich_rendering_cell_for_cell(size):
+    import io
+
     from rich.console import Console
     from rich.style import Style
     from textual.strip import Strip
@@ -171,7 +173,7 @@ def test_chart_rows_cut_from_the_spans_match_rich_rendering_cell_for_cell(size):
     plot.evals = [(100, 0.2), (400, 0.6)]  # AP50 on the right axis: a third kind of span
     drawn = plot.draw(width, height)
     base = Style(color="white", bgcolor="black")
-    console = Console(width=width, color_system="truecolor", file=open("/dev/null", "w"))
+    console = Console(width=width, color_system="truecolor", file=io.StringIO())
     lines = console.render_lines(drawn, console.options.update(width=width, height=None), pad=False)
     expected = [Strip(line).adjust_cell_length(width, base).apply_style(base) for line in lines[:height]]
     assert _styled_cells(chart_strips(drawn, width, height, base)) == _styled_cells(expected)
