@@ -281,12 +281,14 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
     Returns per-side totals, the slices, and how the processes were held.
     """
     freezers: dict[str, Freezer] = {}
+    pids: dict[str, int] = {}
     stops: list[Callable[[], None]] = []
     slices: list[Slice] = []
     try:
         for side in sides:
             pid, stop = side.start(side)
             stops.append(stop)
+            pids[side.name] = pid
             freezers[side.name] = Freezer(side.name, pid, side.allow_signals)
             _wait_for(side, pid, warm, timeout)
             freezers[side.name].freeze()
@@ -309,7 +311,8 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
                 with side.lock:
                     inside = [(i, t) for i, t in side.seen if began + SETTLE_S <= t <= ended]
                 if len(inside) < 2:
-                    raise RuntimeError(f"{side.name}: fewer than two iterations in a {10 * slice_s:.0f} s turn")
+                    ended_why = "" if _alive(pids[side.name]) else " (its process has ended)"
+                    raise RuntimeError(f"{side.name}: fewer than two iterations in a {10 * slice_s:.0f} s turn{ended_why}")
                 (i0, t0), (i1, t1) = inside[0], inside[-1]
                 grown = {key: after[key] - before.get(key, 0.0) for key in after}
                 slices.append(Slice(side.name, round_, t1 - t0, i1 - i0, ended - began, grown))
