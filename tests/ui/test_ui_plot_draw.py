@@ -6,18 +6,7 @@ from cockpit.ui.decimation import buckets_of
 from cockpit.ui.loss_history import LossHistory
 from cockpit.ui.braille_chart import linear_ticks as _linear_ticks
 from cockpit.ui.widgets.loss_plot import LossPlot
-
-TERMS = {"loss_classifier": 0.4, "loss_box_reg": 0.3, "loss_objectness": 0.2, "loss_rpn_box_reg": 0.1}
-
-
-def history(n: int, spike_at: int | None = None) -> LossHistory:
-    out = LossHistory()
-    for i in range(1, n + 1):
-        losses = dict(TERMS)
-        if i == spike_at:
-            losses["loss_classifier"] = 10.0
-        out.add(i, losses, sum(losses.values()))
-    return out
+from ui_support import loss_history
 
 
 def chart_rows(text) -> list[str]:
@@ -25,7 +14,7 @@ def chart_rows(text) -> list[str]:
 
 
 def test_draw_fills_the_canvas_with_axes_and_labels():
-    plot = LossPlot(history(500))
+    plot = LossPlot(loss_history(500))
     rows = chart_rows(plot.draw(100, 20))
     assert len(rows) == 20
     assert rows[-2].lstrip().startswith("└") and "┬" in rows[-2]
@@ -34,14 +23,14 @@ def test_draw_fills_the_canvas_with_axes_and_labels():
 
 
 def test_a_one_step_spike_reaches_the_top_row():
-    plot = LossPlot(history(100_000 // 50, spike_at=777))
+    plot = LossPlot(loss_history(100_000 // 50, spike_at=777))
     plot.hidden = frozenset({"loss"})
     top = chart_rows(plot.draw(100, 20))[0]
     assert any(0x2800 < ord(ch) <= 0x28FF for ch in top)
 
 
 def test_log_scale_window_and_ap_axis_draw():
-    plot = LossPlot(history(3000))
+    plot = LossPlot(loss_history(3000))
     plot.evals = [(1000, 0.3), (2700, 0.7)]
     plot.log_scale, plot.window = True, 500
     text = plot.draw(90, 16)
@@ -53,10 +42,10 @@ def test_log_scale_window_and_ap_axis_draw():
 
 def test_empty_hidden_and_tiny_panes_say_so():
     assert "waiting" in LossPlot(LossHistory()).draw(80, 20).plain
-    plot = LossPlot(history(10))
+    plot = LossPlot(loss_history(10))
     plot.hidden = frozenset({"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "loss"})
     assert "hidden" in plot.draw(80, 20).plain
-    assert "too small" in LossPlot(history(10)).draw(10, 3).plain
+    assert "too small" in LossPlot(loss_history(10)).draw(10, 3).plain
 
 
 def test_linear_ticks_are_round_and_inside():
@@ -76,7 +65,7 @@ def test_x_labels_are_whole_numbers_even_at_the_right_edge():
     # 100 iterations on a pane this wide put the last tick (100) in the last column: its
     # label must read 100, not be cut to "10".
     for width in (60, 79, 80, 100, 120):
-        label_line = chart_rows(LossPlot(history(100)).draw(width, 20))[-1]
+        label_line = chart_rows(LossPlot(loss_history(100)).draw(width, 20))[-1]
         labels = [int(label) for label in label_line.split()]
         assert labels and labels == sorted(set(labels)), label_line  # a cut "100" reads "10": out of order
         assert labels[-1] <= 100 and len(label_line) <= width

@@ -4,6 +4,8 @@ height (cockpit/ui/static_text.py), and the loss chart's rows come from one cach
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from textual.app import App, ComposeResult
 from textual.content import Content
@@ -12,14 +14,7 @@ from textual.widgets import Static
 from cockpit.ui.loss_history import LossHistory
 from cockpit.ui.static_text import show_text
 from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
-
-
-def history(steps: int) -> LossHistory:
-    out = LossHistory()
-    for i in range(1, steps + 1):
-        losses = {"loss_classifier": 1.0 / i, "loss_box_reg": 0.3, "loss_objectness": 0.2, "loss_rpn_box_reg": 0.1}
-        out.add(i, losses, sum(losses.values()))
-    return out
+from ui_support import loss_history
 
 
 class _OneStatic(App[None]):
@@ -42,12 +37,18 @@ def _record_refreshes(static: Static) -> list[bool]:
     return calls
 
 
-async def test_same_height_text_repaints_without_a_layout():
+@contextlib.asynccontextmanager
+async def _one_static():
+    """A mounted 40-column Static, and the layout flags of the refreshes it asks for."""
     app = _OneStatic()
     async with app.run_test(size=(80, 10)) as pilot:
         await pilot.pause()
         static = app.query_one(Static)
-        calls = _record_refreshes(static)
+        yield pilot, static, _record_refreshes(static)
+
+
+async def test_same_height_text_repaints_without_a_layout():
+    async with _one_static() as (pilot, static, calls):
         show_text(static, Content("it 2  loss 0.480"))
         assert calls == [False]
         await pilot.pause()
@@ -56,11 +57,7 @@ async def test_same_height_text_repaints_without_a_layout():
 
 
 async def test_unchanged_text_and_styles_do_nothing_but_a_new_style_repaints():
-    app = _OneStatic()
-    async with app.run_test(size=(80, 10)) as pilot:
-        await pilot.pause()
-        static = app.query_one(Static)
-        calls = _record_refreshes(static)
+    async with _one_static() as (pilot, static, calls):
         show_text(static, Content("it 1  loss 0.500"))
         assert calls == []
         show_text(static, Content.styled("it 1  loss 0.500", "bold"))
@@ -73,11 +70,7 @@ async def test_unchanged_text_and_styles_do_nothing_but_a_new_style_repaints():
     ids=["more-lines", "wraps"],
 )
 async def test_text_whose_height_may_change_asks_for_a_layout(new: str):
-    app = _OneStatic()
-    async with app.run_test(size=(80, 10)) as pilot:
-        await pilot.pause()
-        static = app.query_one(Static)
-        calls = _record_refreshes(static)
+    async with _one_static() as (pilot, static, calls):
         show_text(static, Content(new))
         assert calls == [True]
         await pilot.pause()
@@ -88,7 +81,7 @@ class _PlotApp(App[None]):
     CSS = "LossPlot { width: 70; height: 22; }"
 
     def compose(self) -> ComposeResult:
-        yield LossPlot(history(300))
+        yield LossPlot(loss_history(300, decaying=True))
 
 
 async def test_the_chart_rows_are_the_drawing_and_are_drawn_once_per_change():
@@ -169,7 +162,7 @@ def test_chart_rows_cut_from_the_spans_match_rich_rendering_cell_for_cell(size):
     from cockpit.ui.widgets.loss_plot import chart_strips
 
     width, height = size
-    plot = LossPlot(history(500))
+    plot = LossPlot(loss_history(500, decaying=True))
     plot.evals = [(100, 0.2), (400, 0.6)]  # AP50 on the right axis: a third kind of span
     drawn = plot.draw(width, height)
     base = Style(color="white", bgcolor="black")
