@@ -469,8 +469,10 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def action_quit_cockpit(self) -> None:
         if self._quitting:
             return
-        if self.model.startup_failure is not None:
-            self.shutdown()  # nothing ran, nothing to lose: no question asked
+        if self.model.startup_failure is not None or self.model.state.is_terminal:
+            # Nothing ran, or the run has ended and its folder holds everything: nothing to
+            # lose, no question asked (the "run finished" toast says q quits).
+            self.shutdown()
             return
         detail = self._quit_detail()
 

@@ -61,9 +61,7 @@ class RunActions:
         """What quitting does now, for the quit question."""
         if self.model.startup is not None and self.model.startup is not StartupPhase.STARTING:
             return "The run has not started: the start-up stops and nothing is trained."
-        if not self.model.state.is_terminal:
-            return "Training stops at the next iteration boundary and a checkpoint is saved first."
-        return "The run has already ended."
+        return "Training stops at the next iteration boundary and a checkpoint is saved first."
 
     def _restart_detail(self, ended: bool) -> str:
         """What a restart will do, true for a running run, one that has ended and one that never started."""

@@ -233,6 +233,22 @@ async def test_quit_asks_saves_stops_and_exits(make_app):
     assert app.return_code == 0
 
 
+async def test_quit_after_the_run_has_ended_exits_without_asking(make_app):
+    from cockpit.engine.events import RunFinished
+
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        await settle(pilot)
+    # Closed with no answer given: no question was asked, and nothing to stop was sent.
+    assert fake.closed and not fake.commands
+    assert app.return_code == 0
+
+
 async def test_commands_after_the_run_ended_are_not_sent(make_app):
     from cockpit.engine.events import RunFinished
 
