@@ -129,6 +129,14 @@ def test_nonfinite_from_step():
     assert v.state == CheckState.FLAGGED and "loss_rpn_box_reg" in v.evidence and "iteration 7" in v.evidence
 
 
+def test_nonfinite_ok_evidence_reads_as_english_from_the_first_step():
+    h = MetricHistory()
+    h.record_step(1, {"loss_classifier": 0.3}, 0.3, grad_norm=1.0)
+    assert rules.nonfinite_loss(h).evidence == "the first step finite"
+    h.record_step(2, {"loss_classifier": 0.3}, 0.3, grad_norm=1.0)
+    assert rules.nonfinite_loss(h).evidence == "all 2 steps finite"
+
+
 def test_nonfinite_not_checked_before_any_step():
     assert rules.nonfinite_loss(MetricHistory()).state == CheckState.NOT_CHECKED
 
