@@ -164,6 +164,9 @@ class Side:
     name: str
     start: Callable[["Side"], tuple[int, Callable[[], None]]]
     allow_signals: bool = True
+    group: int = 0
+    """Which set of fresh processes this side belongs to: sides are compared within a group
+    (``ratio``), and several groups of the same sides show what differs between processes."""
     command: str = ""
     """What the side runs, for the message when it dies."""
     probe: Callable[[], dict[str, float]] | None = None
@@ -190,6 +193,7 @@ class Slice:
     """Wall time from thaw to freeze (``seconds`` is the part between whole iterations)."""
     counters: dict[str, float] = field(default_factory=dict)
     """How much each of the side's probe counters grew during the turn."""
+    group: int = 0
 
 
 def stdout_lines(side: Side, cmd: list[str], env: dict | None = None) -> tuple[int, Callable[[], None]]:
@@ -280,21 +284,22 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
 
     Returns per-side totals, the slices, and how the processes were held.
     """
-    freezers: dict[str, Freezer] = {}
-    pids: dict[str, int] = {}
+    freezers: dict[int, Freezer] = {}
+    pids: dict[int, int] = {}
     stops: list[Callable[[], None]] = []
     slices: list[Slice] = []
     try:
-        for side in sides:
+        for index, side in enumerate(sides):
             pid, stop = side.start(side)
             stops.append(stop)
-            pids[side.name] = pid
-            freezers[side.name] = Freezer(side.name, pid, side.allow_signals)
+            pids[index] = pid
+            freezers[index] = Freezer(side.name, pid, side.allow_signals)
             _wait_for(side, pid, warm, timeout)
-            freezers[side.name].freeze()
+            freezers[index].freeze()
+        order = list(enumerate(sides))
         for round_ in range(rounds):
-            for side in sides if round_ % 2 == 0 else sides[::-1]:
-                freezer = freezers[side.name]
+            for index, side in order if round_ % 2 == 0 else order[::-1]:
+                freezer = freezers[index]
                 before = side.probe() if side.probe else {}
                 freezer.thaw()
                 began = time.perf_counter()
@@ -311,11 +316,11 @@ def interleave(sides: list[Side], warm: int, slice_s: float, rounds: int, timeou
                 with side.lock:
                     inside = [(i, t) for i, t in side.seen if began + SETTLE_S <= t <= ended]
                 if len(inside) < 2:
-                    ended_why = "" if _alive(pids[side.name]) else " (its process has ended)"
+                    ended_why = "" if _alive(pids[index]) else " (its process has ended)"
                     raise RuntimeError(f"{side.name}: fewer than two iterations in a {10 * slice_s:.0f} s turn{ended_why}")
                 (i0, t0), (i1, t1) = inside[0], inside[-1]
                 grown = {key: after[key] - before.get(key, 0.0) for key in after}
-                slices.append(Slice(side.name, round_, t1 - t0, i1 - i0, ended - began, grown))
+                slices.append(Slice(side.name, round_, t1 - t0, i1 - i0, ended - began, grown, side.group))
     finally:
         # Thawed first: a frozen process would hold its kill until then.
         for freezer in freezers.values():
@@ -346,44 +351,58 @@ def cost(slices: list[Slice], side: str, rounds: set[int] | None = None) -> floa
 def ratio(slices: list[Slice], reference: str, other: str, resamples: int = 2000, seed: int = 0) -> dict:
     """``other``'s throughput over ``reference``'s: the median over rounds, and pooled.
 
-    Each round gives one ratio from its two neighbouring turns. The headline is their
-    median: this VM has bursts of a few seconds in which a neighbour takes a third or
-    more of the machine, and a burst that lands on one side's turn moves that round's
+    Each round of each group gives one ratio from its two neighbouring turns. The headline
+    is their median: this VM has bursts of a few seconds in which a neighbour takes a third
+    or more of the machine, and a burst that lands on one side's turn moves that round's
     ratio by far more than the effect measured; the median holds against a few such
     rounds, where the pooled ratio (all of a side's time over all of its iterations)
-    moves with each of them. Both come with a 90% bootstrap interval over rounds (rounds
-    resampled whole), which says how much the figure depends on which seconds of the
-    machine it happened to get.
+    moves with each of them. Both come with a 90% bootstrap interval, resampled the way
+    the data came about: groups (sets of fresh processes) first, then rounds within each
+    group drawn, whole. With one group this is the interval over rounds alone, which
+    cannot see how much a figure owes to the particular processes that made it; fresh
+    processes on this VM differ by a few percent, so the overhead rows run several groups.
     """
-    totals: dict[int, dict[str, list[float]]] = {}
+    totals: dict[tuple[int, int], dict[str, list[float]]] = {}
     for s in slices:
         if s.side in (reference, other):
-            entry = totals.setdefault(s.round, {reference: [0.0, 0], other: [0.0, 0]})[s.side]
+            key = (s.group, s.round)
+            entry = totals.setdefault(key, {reference: [0.0, 0], other: [0.0, 0]})[s.side]
             entry[0] += s.seconds
             entry[1] += s.iterations
 
-    def pooled(rounds: list[int]) -> float:
-        ref = sum(totals[r][reference][0] for r in rounds) / sum(totals[r][reference][1] for r in rounds)
-        oth = sum(totals[r][other][0] for r in rounds) / sum(totals[r][other][1] for r in rounds)
+    def pooled(keys: list[tuple[int, int]]) -> float:
+        ref = sum(totals[k][reference][0] for k in keys) / sum(totals[k][reference][1] for k in keys)
+        oth = sum(totals[k][other][0] for k in keys) / sum(totals[k][other][1] for k in keys)
         return ref / oth
 
-    rounds = sorted(totals)
-    per_round = {r: pooled([r]) for r in rounds}
+    keys = sorted(totals)
+    per_round = {k: pooled([k]) for k in keys}
+    by_group: dict[int, list[tuple[int, int]]] = {}
+    for key in keys:
+        by_group.setdefault(key[0], []).append(key)
+    groups = sorted(by_group)
     rng = random.Random(seed)
-    picks = [[rng.choice(rounds) for _ in rounds] for _ in range(resamples)]
+    picks = []
+    for _ in range(resamples):
+        pick: list[tuple[int, int]] = []
+        for group in (rng.choice(groups) for _ in groups):
+            pick.extend(rng.choice(by_group[group]) for _ in by_group[group])
+        picks.append(pick)
 
     def interval(statistic) -> list[float]:
         draws = sorted(statistic(pick) for pick in picks)
         return [draws[int(0.05 * resamples)], draws[int(0.95 * resamples) - 1]]
 
-    def median(pick: list[int]) -> float:
-        return statistics.median(per_round[r] for r in pick)
+    def median(pick: list[tuple[int, int]]) -> float:
+        return statistics.median(per_round[k] for k in pick)
 
     return {
-        "ratio": median(rounds),
+        "ratio": median(keys),
         "interval_90": interval(median),
-        "pooled_ratio": pooled(rounds),
+        "pooled_ratio": pooled(keys),
         "pooled_interval_90": interval(pooled),
         "per_round": sorted(round(value, 3) for value in per_round.values()),
-        "rounds": len(rounds),
+        "per_group": [round(median(by_group[g]), 3) for g in groups],
+        "rounds": len(keys),
+        "groups": len(groups),
     }

@@ -93,10 +93,20 @@ def _interleaved(x: dict) -> str:
     low, high = x["interval_90"]
     plow, phigh = x["pooled_interval_90"]
     rounds = x["per_round"]
+    groups = x.get("per_group", [])
+    by_pair = (
+        f"; each pair's median {', '.join(f'{g:.3f}' for g in groups)}" if len(groups) > 1 else ""
+    )
     return (
         f"of interleaved turns (90% interval {low:.3f}-{high:.3f}; pooled over all turns {x['pooled_ratio']:.3f}, "
-        f"{plow:.3f}-{phigh:.3f}; one round alone {rounds[0]:.2f}-{rounds[-1]:.2f})"
+        f"{plow:.3f}-{phigh:.3f}; one round alone {rounds[0]:.2f}-{rounds[-1]:.2f}{by_pair})"
     )
+
+
+def _rounds(x: dict) -> str:
+    """'16 rounds', or '24 rounds of 3 pairs of fresh processes'."""
+    groups = x.get("groups", 1)
+    return f"{x['rounds']} rounds" + (f" of {groups} pairs of fresh processes" if groups > 1 else "")
 
 
 def _verdict(x: dict, target: float) -> str:
@@ -118,7 +128,7 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
             out.append(
                 (
                     f"1. Engine overhead, `{arch}`",
-                    f"throughput ratio **{x['ratio']:.3f}**, the median of {x['rounds']} rounds "
+                    f"throughput ratio **{x['ratio']:.3f}**, the median of {_rounds(x)} "
                     f"{_interleaved(x)} (bare {x['bare_ms_per_iter']:.0f} ms/it over "
                     f"{x['iterations_per_side']['bare']} iterations in {x['turn_s']:.0f} s turns; cockpit --headless "
                     f"{x['cockpit_ms_per_iter']:.0f} ms/it over {x['iterations_per_side']['cockpit']})",
@@ -133,7 +143,7 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
             (
                 f"2. Cockpit overhead (TUI drawing in {r['terminal']}) vs `--headless` in the same terminal, "
                 "`tiny`, log_every 1",
-                f"throughput ratio **{r['ratio']:.3f}**, the median of {r['rounds']} rounds {_interleaved(r)} "
+                f"throughput ratio **{r['ratio']:.3f}**, the median of {_rounds(r)} {_interleaved(r)} "
                 f"(headless {ms['headless_in_terminal']:.0f} ms/it over "
                 f"{r['iterations_per_side']['headless_in_terminal']} iterations in {r['turn_s']:.0f} s turns, "
                 f"cockpit {ms['cockpit_ui']:.0f} ms/it over {r['iterations_per_side']['cockpit_ui']}). UI thread "

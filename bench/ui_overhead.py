@@ -10,12 +10,14 @@ The control runs ``cockpit run --headless`` with the same settings in the same k
 terminal (a tmux session of the same size, as a user who keeps a headless run in tmux
 would); the figure is the TUI's throughput over the control's: the cockpit's own cost.
 
-The two run interleaved (``bench/interleave.py``): both are started and warmed up, then
-take turns of a few seconds each while the other is frozen by the cgroup freezer
-(Textual must not see a SIGSTOP: it takes the SIGCONT as a return from Ctrl+Z), so
-neighbouring turns see the same machine and the VM's drift of +-25% over minutes falls
-out of the ratio: the median over rounds of the TUI's throughput over the control's in
-the round's two turns (``interleave.ratio``), the pooled ratio beside it. Iteration times come from each run directory's ``metrics.jsonl``
+They run interleaved (``bench/interleave.py``): three pairs of fresh processes (a control
+and a cockpit each) are started and warmed up, then take turns of a few seconds each while
+the others are frozen by the cgroup freezer (Textual must not see a SIGSTOP: it takes the
+SIGCONT as a return from Ctrl+Z), a pair's two turns side by side, so they see the same
+machine and the VM's drift of +-25% over minutes falls out of the ratio. The figure is the
+median over every pair's rounds of the TUI's throughput over the control's
+(``interleave.ratio``: fresh processes differ by a few percent on this VM, so the
+interval resamples pairs, then rounds), the pooled ratio beside it. Iteration times come from each run directory's ``metrics.jsonl``
 (flushed per record), polled every 20 ms by this script for both alike. The UI thread's
 cost is the CPU time of the TUI's main thread (where Textual's event loop runs; the
 trainer and listeners are other threads) over its turns, from /proc/PID/task/*/stat: its
@@ -41,7 +43,11 @@ TURN_S = 4.0 if common.QUICK else 7.0
 """Long against the panes' frame interval (~3 s at 160 x 48), so a turn holds the frames
 a running cockpit draws in that time: a thawed cockpit first draws the frame that fell due
 while it was frozen, which the settling time (``interleave.SETTLE_S``) leaves out."""
-ROUNDS = 3 if common.QUICK else 16
+ROUNDS = 3 if common.QUICK else 8
+GROUPS = 1 if common.QUICK else 3
+"""Sets of fresh processes (a control and a cockpit each), all alive at once and taking
+turns: fresh processes on this VM differ by a few percent, as much as the effect, so the
+figure pools several pairs (``interleave.ratio`` resamples pairs, then rounds)."""
 COLUMNS, ROWS = 160, 48
 EVERY_STEP = ["run.log_every=1"]
 
@@ -51,7 +57,7 @@ def _cockpit_cmd(output_dir: Path, headless: bool = False) -> list[str]:
     return common.COCKPIT + ["run", str(common.SAMPLE)] + (["--headless"] if headless else []) + common.set_args(items)
 
 
-def in_tmux(output_dir: Path, headless: bool) -> interleave.Side:
+def in_tmux(output_dir: Path, headless: bool, group: int = 0) -> interleave.Side:
     """The TUI (or ``--headless``, the control in the same kind of terminal) in a detached
     tmux session of COLUMNS x ROWS."""
     session = f"cockpit-bench-{os.getpid()}-{output_dir.name}"
@@ -95,14 +101,18 @@ def in_tmux(output_dir: Path, headless: bool) -> interleave.Side:
     name = "headless_in_terminal" if headless else "cockpit_ui"
     # The TUI must be held by the freezer; the headless control may fall back to signals,
     # but then the two are not held alike, so it is not allowed either.
-    return interleave.Side(name, start, allow_signals=False, probe=probe)
+    return interleave.Side(name, start, allow_signals=False, probe=probe, group=group)
 
 
 def main() -> None:
     if not shutil.which("tmux"):
         raise SystemExit("ui_overhead: needs tmux (the TUI is measured in a real terminal)")
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as tmp:
-        sides = [in_tmux(Path(tmp) / "control", True), in_tmux(Path(tmp) / "ui", False)]
+        sides = [
+            side
+            for group in range(GROUPS)
+            for side in (in_tmux(Path(tmp) / f"control{group}", True, group), in_tmux(Path(tmp) / f"ui{group}", False, group))
+        ]
         done = interleave.interleave(sides, WARM, TURN_S, ROUNDS)
     slices = done["slices"]
     ui = [s for s in slices if s.side == "cockpit_ui"]
