@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite BENCHMARKS.md with the figures, the date and the machine.
 
-    python bench/run_all.py            # the full set (about 17 minutes on 2 CPU cores)
+    python bench/run_all.py            # the full set (about 32 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
     python bench/run_all.py --only plot_cost startup
     python bench/run_all.py --from-raw # measure nothing: the table and notes again, from the raw results

@@ -5,8 +5,8 @@ layout repaints every widget on the screen (the footer, the config editor, the s
 bars...). At 160 x 48 that made each routine redraw -- a new status line, new numbers in
 the legend, the checklist's "still OK at it N" -- cost ~40 ms of the UI thread, GIL time
 taken from the training step. Text that changes but keeps its height only needs its own
-widget repainted; a layout is asked for only when the height may change (another line
-count, or a line that would now wrap).
+widget repainted; a layout is asked for only when the height changes (another line count,
+or another number of wrapped lines).
 """
 
 from __future__ import annotations
@@ -32,4 +32,8 @@ def _same_height(static: Static, old: object, new: Content) -> bool:
     if width <= 0:
         return False
     old_lines, new_lines = old.plain.split("\n"), new.plain.split("\n")
-    return len(old_lines) == len(new_lines) and all(cell_len(line) <= width for line in (*old_lines, *new_lines))
+    if len(old_lines) == len(new_lines) and all(cell_len(line) <= width for line in (*old_lines, *new_lines)):
+        return True
+    # A line wraps (the loss legend does on a narrow pane, every frame): count the lines
+    # as Textual will wrap them, a fraction of a millisecond against a layout's tens.
+    return old.get_height(static.styles, width) == new.get_height(static.styles, width)

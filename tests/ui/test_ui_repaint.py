@@ -77,6 +77,40 @@ async def test_text_whose_height_may_change_asks_for_a_layout(new: str):
         assert static.size.height == 2
 
 
+async def test_wrapped_text_keeping_its_wrapped_height_repaints_without_a_layout():
+    # The loss legend on a narrow pane: one line that wraps to two, new numbers every frame.
+    async with _one_static() as (pilot, static, calls):
+        show_text(static, Content("t total 0.614  AP50 0.626 (it 150)  val 0.565"))
+        await pilot.pause()
+        assert static.size.height == 2
+        calls.clear()
+        show_text(static, Content("t total 0.598  AP50 0.626 (it 150)  val 0.565"))
+        assert calls == [False]
+        await pilot.pause()
+        assert static.size.height == 2
+        # Wrapped to three lines now: the height changes, so a layout.
+        show_text(static, Content("t total 0.598  AP50 0.626 (it 150)  val 0.565  AP 0.301 (it 150)  g linear  m raw"))
+        assert calls == [False, True]
+        await pilot.pause()
+        assert static.size.height == 3
+
+
+async def test_a_new_preview_image_is_repainted_without_a_layout(make_app, preview_png):
+    from fake_engine import preview_event
+    from ui_support import settle
+
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        image = app.preview_panel.query_one(".image", Static)
+        before = image.content
+        calls = _record_refreshes(image)
+        fake.emit(preview_event(str(preview_png), 400, predict=True))
+        await settle(pilot)
+        assert image.content is not before  # the new drawing is in place
+        assert calls and not any(calls)  # repainted, never a layout of the screen
+
+
 class _PlotApp(App[None]):
     CSS = "LossPlot { width: 70; height: 22; }"
 

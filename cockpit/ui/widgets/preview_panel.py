@@ -26,6 +26,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from cockpit.engine.events import AssignmentOverlay, PreviewReady
+from cockpit.ui.static_text import show_text
 
 GT_RGB = (0, 200, 0)
 PRED_RGB = (230, 20, 20)
@@ -224,7 +225,7 @@ class PreviewPanel(Vertical, can_focus=True):
             text = caption(self.preview, self._class_name, self.mode)
             if self.overlay_mode != "off" and self.preview is not None:
                 text = Content("\n").join([text, overlay_caption(overlay_for(self.preview, self.overlay), self.overlay_mode)])
-            self.query_one(".caption", Static).content = text
+            show_text(self.query_one(".caption", Static), text)
 
     def redraw(self) -> None:
         if not self.is_mounted or self.preview is None:
@@ -253,4 +254,6 @@ class PreviewPanel(Vertical, can_focus=True):
 
     def _set_image(self, renderable) -> None:
         if self.is_mounted:
-            self.query_one(".image", Static).content = renderable
+            # The image's box is 1fr high and as wide as the pane, whatever it holds: a
+            # repaint, not a layout of the whole screen (~30 ms at 160 x 48).
+            self.query_one(".image", Static).update(renderable, layout=False)
