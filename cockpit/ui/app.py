@@ -101,7 +101,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
 
     # q and ? first: the footer pins them left so a narrow terminal never hides them.
     BINDINGS = [
-        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit (asks first)", id="quit"),
+        Binding("q", "quit_cockpit", "Quit", tooltip="Save a checkpoint, stop the engine and exit (asks first when something would be lost)", id="quit"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key", id="help"),
         Binding("p,space", "toggle_pause", "Pause/Resume", tooltip="Pause or resume training", id="pause"),
         Binding("plus", "lr_up", "LR×2", key_display="+", tooltip="Multiply the LR by the factor", id="lr_up"),
@@ -127,7 +127,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
                 id="restart"),
         # Not priority: while the Config pane is editing, its own ctrl+q (shown there) answers.
         Binding("ctrl+q", "quit_cockpit", "Quit", show=False),
-        # Textual's ctrl+c only says how to quit; here it quits like q (asking first).
+        # Textual's ctrl+c only says how to quit; here it quits like q.
         Binding("ctrl+c", "quit_cockpit", "Quit", show=False),
         Binding("f1", "help", "Help", show=False),
     ]
@@ -469,7 +469,8 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def action_quit_cockpit(self) -> None:
         if self._quitting:
             return
-        if self.model.startup_failure is not None or self.model.state.is_terminal:
+        ended = self.model.state.is_terminal and not self.config_editor.unapplied_edits
+        if self.model.startup_failure is not None or ended:
             # Nothing ran, or the run has ended and its folder holds everything: nothing to
             # lose, no question asked (the "run finished" toast says q quits).
             self.shutdown()

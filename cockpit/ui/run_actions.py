@@ -61,6 +61,8 @@ class RunActions:
         """What quitting does now, for the quit question."""
         if self.model.startup is not None and self.model.startup is not StartupPhase.STARTING:
             return "The run has not started: the start-up stops and nothing is trained."
+        if self.model.state.is_terminal:
+            return "The run has ended. Your Config-pane edits (not applied, or waiting for R) will be lost."
         return "Training stops at the next iteration boundary and a checkpoint is saved first."
 
     def _restart_detail(self, ended: bool) -> str:

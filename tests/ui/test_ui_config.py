@@ -112,3 +112,37 @@ async def test_restart_without_factory_says_so(make_app):
         await settle(pilot)
         assert any(n.title == "Restart not available" for n in app._notifications)
         assert not fake.closed
+
+
+async def test_quit_after_the_run_ended_asks_only_while_config_edits_would_be_lost(make_app):
+    from cockpit.engine.events import RunFinished, RunState
+
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        await settle(pilot)
+        await pilot.press("5")
+        edit(app, "batch_size = 2", "batch_size = 8")  # typed, not applied
+        await pilot.press("q")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        detail = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "edits" in detail and "will be lost" in detail
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("ctrl+s")  # applied, but it needs a restart that has not happened
+        await settle(pilot)
+        assert "needs restart" in problems(app)
+        await pilot.press("q")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("ctrl+r")  # reverted: nothing left to lose
+        await settle(pilot)
+        assert not fake.closed
+        await pilot.press("q")
+        await settle(pilot)
+        await settle(pilot)
+    assert fake.closed and not fake.commands  # quit with no question; nothing sent to the ended run

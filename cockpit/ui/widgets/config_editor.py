@@ -58,7 +58,7 @@ class ConfigEditor(Vertical):
         Binding("ctrl+s", "apply", "Apply", tooltip="Validate the edited TOML and apply it", priority=True, id="config_apply"),
         Binding("ctrl+r", "revert", "Revert", tooltip="Put the running config back in the editor", id="config_revert"),
         # While editing, q and ? type; these say how to quit and get help meanwhile.
-        Binding("ctrl+q", "quit_from_editor", "Quit", tooltip="Quit (asks first)", id="config_quit"),
+        Binding("ctrl+q", "quit_from_editor", "Quit", tooltip="Quit (asks first when something would be lost)", id="config_quit"),
         Binding("f1", "help_from_editor", "Help", tooltip="Show every key", id="config_help"),
     ]
     DEFAULT_CSS = """
@@ -93,6 +93,8 @@ class ConfigEditor(Vertical):
         self._initial_text = text if text is not None else dump_config(config)
         self.pending_restart: Config | None = None
         self.problems: list[str] = []
+        self._settled_text = ""
+        """The buffer as last loaded or applied: typing since then is an unapplied edit."""
 
     def compose(self) -> ComposeResult:
         # The "css" theme follows the app theme, so the editor reads on light terminals too.
@@ -108,6 +110,7 @@ class ConfigEditor(Vertical):
             yield Button("Restart with this config (R)", id="config-restart", variant="warning", compact=True)
 
     def on_mount(self) -> None:
+        self._settled_text = self.text
         self.border_title = "5 Config"
         self._say(BROWSING_HINT, "")
 
@@ -165,6 +168,12 @@ class ConfigEditor(Vertical):
 
     def load_text(self, text: str) -> None:
         self.query_one(TextArea).load_text(text)
+        self._settled_text = self.text
+
+    @property
+    def unapplied_edits(self) -> bool:
+        """Edits that quitting would lose: typed and not applied, or applied but waiting for a restart."""
+        return self.pending_restart is not None or (self.is_mounted and self.text != self._settled_text)
 
     def set_running(self, config: Config, text: str | None = None) -> None:
         """The engine now runs ``config`` (after a restart): reset the buffer to it."""
@@ -217,6 +226,7 @@ class ConfigEditor(Vertical):
                 editor.move_cursor((lines[0] - 1, 0), center=True)
             return
         self.problems = []
+        self._settled_text = text
         changes = config_changes(self.running, edited)
         live = {key: value for key, value in changes.items() if key in LIVE_FIELDS}
         restart = sorted(key for key in changes if key not in LIVE_FIELDS)
