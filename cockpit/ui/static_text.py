@@ -33,7 +33,13 @@ def _same_height(static: Static, old: object, new: Content) -> bool:
         return False
     old_lines, new_lines = old.plain.split("\n"), new.plain.split("\n")
     if len(old_lines) == len(new_lines) and all(cell_len(line) <= width for line in (*old_lines, *new_lines)):
-        return True
-    # A line wraps (the loss legend does on a narrow pane, every frame): count the lines
-    # as Textual will wrap them, a fraction of a millisecond against a layout's tens.
-    return old.get_height(static.styles, width) == new.get_height(static.styles, width)
+        height = len(new_lines)
+    else:
+        # A line wraps (the loss legend does on a narrow pane, every frame): count the
+        # lines as Textual will wrap them, a fraction of a millisecond against a layout's tens.
+        height = new.get_height(static.styles, width)
+        if old.get_height(static.styles, width) != height:
+            return False
+    # The box must hold that height as laid out now. Textual caches an arrangement by its
+    # size, so a pane maximized and restored gets back the layout made for older text.
+    return static.content_region.height == height

@@ -95,6 +95,20 @@ async def test_wrapped_text_keeping_its_wrapped_height_repaints_without_a_layout
         assert static.size.height == 3
 
 
+async def test_a_box_laid_out_for_older_text_is_laid_out_again():
+    # A layout cached from another size (a pane maximized, then restored) can leave the
+    # box at the height of older text; the next new text then asks for a layout.
+    async with _one_static() as (pilot, static, calls):
+        static.update(Content("it 2\nloss 0.480"), layout=False)  # two lines in a one-line box
+        await pilot.pause()
+        assert static.size.height == 1
+        calls.clear()
+        show_text(static, Content("it 3\nloss 0.470"))
+        assert calls == [True]
+        await pilot.pause()
+        assert static.size.height == 2
+
+
 async def test_a_new_preview_image_is_repainted_without_a_layout(make_app, preview_png):
     from fake_engine import preview_event
     from ui_support import settle
