@@ -94,7 +94,7 @@ def nonfinite_loss(history: MetricHistory, t: Thresholds = DEFAULT_THRESHOLDS) -
         return _wait(rule)
     if bad is not None:
         return _ok(rule, f"finite since iteration {bad.iter} ({history.nonfinite_count} non-finite step(s) earlier)")
-    return _ok(rule, "the first step finite" if history.steps == 1 else f"all {history.steps} steps finite")
+    return _ok(rule, f"every step finite ({history.steps} so far)")
 
 
 def nonfinite_from_step(

@@ -130,11 +130,12 @@ def test_nonfinite_from_step():
 
 
 def test_nonfinite_ok_evidence_reads_as_english_from_the_first_step():
+    # Also true of a resumed run, whose history starts again at its first step here.
     h = MetricHistory()
     h.record_step(1, {"loss_classifier": 0.3}, 0.3, grad_norm=1.0)
-    assert rules.nonfinite_loss(h).evidence == "the first step finite"
+    assert rules.nonfinite_loss(h).evidence == "every step finite (1 so far)"
     h.record_step(2, {"loss_classifier": 0.3}, 0.3, grad_norm=1.0)
-    assert rules.nonfinite_loss(h).evidence == "all 2 steps finite"
+    assert rules.nonfinite_loss(h).evidence == "every step finite (2 so far)"
 
 
 def test_nonfinite_not_checked_before_any_step():
