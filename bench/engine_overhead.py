@@ -11,12 +11,13 @@ cover many epochs (epoch-end checkpoints, NaN-rewind snapshots, eval-mode probes
 proportion); the mobilenet model is ~30x slower per iteration on 2 CPU cores, so its
 turns are a few iterations each.
 
-Three pairs of fresh processes (a bare loop and a cockpit each) are alive at once and
-take their turns in one sequence: fresh processes on this VM differ by a few percent, as
-much as the effect, so one pair cannot settle it. The figure is the median over every
-pair's rounds of cockpit's throughput over the bare loop's (the median holds against the
-few rounds a neighbour's burst lands on; ``interleave.ratio``), with a 90% bootstrap
-interval (pairs, then rounds, resampled), and the ratio pooled over all turns beside it.
+Three pairs of fresh processes (one with ``--quick``; a bare loop and a cockpit each)
+are alive at once and take their turns in one sequence: fresh processes on this VM
+differ by a few percent, as much as the effect, so one pair cannot settle it. The figure
+is the median over every pair's rounds of cockpit's throughput over the bare loop's (the
+median holds against the few rounds a neighbour's burst lands on; ``interleave.ratio``),
+with a 90% bootstrap interval (pairs, then rounds, resampled), and the ratio pooled over
+all turns beside it.
 """
 
 from __future__ import annotations

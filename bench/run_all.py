@@ -104,9 +104,11 @@ def _interleaved(x: dict) -> str:
 
 
 def _rounds(x: dict) -> str:
-    """'16 rounds', or '24 rounds of 3 pairs of fresh processes'."""
+    """'16 rounds', or '24 pair-rounds (8 rounds of 3 pairs of fresh processes)'."""
     groups = x.get("groups", 1)
-    return f"{x['rounds']} rounds" + (f" of {groups} pairs of fresh processes" if groups > 1 else "")
+    if groups == 1:
+        return f"{x['rounds']} rounds"
+    return f"{x['rounds']} pair-rounds ({x['rounds'] // groups} rounds of {groups} pairs of fresh processes)"
 
 
 def _verdict(x: dict, target: float) -> str:

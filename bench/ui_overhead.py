@@ -10,19 +10,19 @@ The control runs ``cockpit run --headless`` with the same settings in the same k
 terminal (a tmux session of the same size, as a user who keeps a headless run in tmux
 would); the figure is the TUI's throughput over the control's: the cockpit's own cost.
 
-They run interleaved (``bench/interleave.py``): three pairs of fresh processes (a control
-and a cockpit each) are started and warmed up, then take turns of a few seconds each while
-the others are frozen by the cgroup freezer (Textual must not see a SIGSTOP: it takes the
-SIGCONT as a return from Ctrl+Z), a pair's two turns side by side, so they see the same
-machine and the VM's drift of +-25% over minutes falls out of the ratio. The figure is the
-median over every pair's rounds of the TUI's throughput over the control's
-(``interleave.ratio``: fresh processes differ by a few percent on this VM, so the
-interval resamples pairs, then rounds), the pooled ratio beside it. Iteration times come from each run directory's ``metrics.jsonl``
-(flushed per record), polled every 20 ms by this script for both alike. The UI thread's
-cost is the CPU time of the TUI's main thread (where Textual's event loop runs; the
-trainer and listeners are other threads) over its turns, from /proc/PID/task/*/stat: its
-share of one core; and the terminal's: the tmux server's share of a core over the same
-turns.
+They run interleaved (``bench/interleave.py``): three pairs of fresh processes (one with
+``--quick``; a control and a cockpit each) are started and warmed up, then take turns of
+a few seconds each while the others are frozen by the cgroup freezer (Textual must not
+see a SIGSTOP: it takes the SIGCONT as a return from Ctrl+Z), a pair's two turns side by
+side, so they see the same machine and the VM's drift of +-25% over minutes falls out of
+the ratio. The figure is the median over every pair's rounds of the TUI's throughput
+over the control's (``interleave.ratio``: fresh processes differ by a few percent on
+this VM, so the interval resamples pairs, then rounds), the pooled ratio beside it.
+Iteration times come from each run directory's ``metrics.jsonl`` (flushed per record),
+polled every 20 ms by this script for both alike. The UI thread's cost is the CPU time
+of the TUI's main thread (where Textual's event loop runs; the trainer and listeners are
+other threads) over its turns, from /proc/PID/task/*/stat: its share of one core; and
+the terminal's: the tmux server's share of a core over the same turns.
 """
 
 from __future__ import annotations
