@@ -469,8 +469,8 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def action_quit_cockpit(self) -> None:
         if self._quitting:
             return
-        ended = self.model.state.is_terminal and not self.config_editor.unapplied_edits
-        if self.model.startup_failure is not None or ended:
+        ended_with_nothing_pending = self.model.state.is_terminal and not self.config_editor.unapplied_edits
+        if self.model.startup_failure is not None or ended_with_nothing_pending:
             # Nothing ran, or the run has ended and its folder holds everything: nothing to
             # lose, no question asked (the "run finished" toast says q quits).
             self.shutdown()

@@ -264,6 +264,10 @@ class FakeEngine:
         for listener in list(self.listeners):
             listener(event)
 
+    def finish(self) -> None:
+        """The run ends as a finished run does at the end of the script (iteration 400)."""
+        self.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+
     def _answer(self, command: Command) -> None:
         t = self.clock
         if isinstance(command, TogglePause):

@@ -115,12 +115,10 @@ async def test_restart_without_factory_says_so(make_app):
 
 
 async def test_quit_after_the_run_ended_asks_only_while_config_edits_would_be_lost(make_app):
-    from cockpit.engine.events import RunFinished, RunState
-
     app, fake = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        fake.finish()
         await settle(pilot)
         await pilot.press("5")
         edit(app, "batch_size = 2", "batch_size = 8")  # typed, not applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cockpit.engine.commands import EvaluateNow, ScaleLR
-from cockpit.engine.events import CheckpointSaved, RunFinished, RunState
+from cockpit.engine.events import CheckpointSaved
 from ui_support import settle
 
 
@@ -97,7 +97,7 @@ async def test_restart_has_a_key_a_palette_entry_and_a_footer_line(make_app):
         assert "R" in footer_keys(app)
         await settle(pilot)
         assert "R Restart" in visible_footer_text(app)  # pinned: a narrow footer does not cut it off
-        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        fake.finish()
         await settle(pilot)
         await pilot.press("R")
         await settle(pilot)
@@ -154,7 +154,7 @@ async def test_engine_keys_leave_the_footer_when_the_run_has_ended(make_app):
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         assert {"p", "e", "s"} <= set(footer_keys(app))
-        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        fake.finish()
         await settle(pilot)
         shown = footer_keys(app)
         assert not {"p", "plus", "minus", "L", "e", "s", "n", "b"} & set(shown)

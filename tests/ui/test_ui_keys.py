@@ -234,12 +234,10 @@ async def test_quit_asks_saves_stops_and_exits(make_app):
 
 
 async def test_quit_after_the_run_has_ended_exits_without_asking(make_app):
-    from cockpit.engine.events import RunFinished
-
     app, fake = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        fake.finish()
         await settle(pilot)
         await pilot.press("q")
         await settle(pilot)
@@ -250,12 +248,10 @@ async def test_quit_after_the_run_has_ended_exits_without_asking(make_app):
 
 
 async def test_commands_after_the_run_ended_are_not_sent(make_app):
-    from cockpit.engine.events import RunFinished
-
     app, fake = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        fake.emit(RunFinished(state=RunState.FINISHED, iter=400, epoch=4, outcome="finished", time=0.0))
+        fake.finish()
         await settle(pilot)
         fake.commands.clear()
         await pilot.press("p", "e", "s", "plus")
