@@ -14,8 +14,9 @@ the cockpit may take (``duty``), never below the configured interval and never a
 ``ceiling``. Between two such frames the status bar alone (iteration, it/s, ETA: one
 line, ~1 ms) is redrawn about every ``STATUS_INTERVAL`` as step records arrive, so the
 cockpit never looks stalled while its panes wait for their frame. What the user does is
-not held back: keys redraw their pane at once, and state changes (pause, errors, LR) are
-drawn as soon as they arrive (see ``CockpitApp._events_pending``).
+not held back: keys redraw their pane at once, and state changes (pause, errors, LR,
+flags) are drawn as soon as they arrive -- the panes they change and the status bar, not
+the chart's new steps (see ``CockpitApp._events_pending``).
 """
 
 from __future__ import annotations

@@ -104,3 +104,36 @@ async def test_the_status_bar_moves_between_frames_while_the_panes_wait(make_app
         assert app.loss_plot.version == chart_version  # the chart still waits for its frame
         app.flush_redraws()
         assert app.loss_plot.version > chart_version
+
+
+async def test_an_epoch_end_checkpoint_waits_for_the_frame_like_the_steps_it_ends(make_app):
+    from cockpit.engine.events import CheckpointSaved
+    from fake_engine import step_event
+
+    async with _running_with_frames_far_apart(make_app) as (app, fake, pilot):
+        chart_version = app.loss_plot.version
+        fake.emit(step_event(50))
+        fake.emit(CheckpointSaved(iter=50, epoch=2, path="ckpt/last.pt", reason="epoch"))
+        await pilot.pause()
+        assert app.model.last_checkpoint_iter == 50
+        assert "it 50" not in _status(app) and app.loss_plot.version == chart_version
+        app.flush_redraws()
+        assert "it 50" in _status(app) and app.loss_plot.version > chart_version
+
+
+async def test_a_flag_draws_its_checklist_and_the_status_at_once_and_leaves_the_chart_to_its_frame(make_app):
+    from cockpit.diagnostics.flags import Severity
+    from cockpit.engine.events import FlagRaised
+    from fake_engine import step_event
+
+    async with _running_with_frames_far_apart(make_app) as (app, fake, pilot):
+        chart_version = app.loss_plot.version
+        fake.emit(step_event(50))
+        fake.emit(FlagRaised(rule="cuda_oom", title="CUDA out of memory", status="FLAGGED", severity=Severity.WARNING,
+                             evidence="OOM at it 50", fix="lower data.batch_size", iter=50))
+        await pilot.pause()
+        assert app.checklist_panel.has_class("-flagged")
+        assert "it 50" in _status(app)
+        assert app.loss_plot.version == chart_version  # the new step waits for the chart's frame
+        app.flush_redraws()
+        assert app.loss_plot.version > chart_version
