@@ -2,7 +2,7 @@
 
     python bench/run_all.py            # the full set (about 32 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
-    python bench/run_all.py --only plot_cost startup
+    python bench/run_all.py --only plot_cost startup   # BENCHMARKS.md then holds only these rows
     python bench/run_all.py --from-raw # measure nothing: the table and notes again, from the raw results
 
 Each benchmark is a separate script run as its own process (so one's imports, threads
