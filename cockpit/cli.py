@@ -297,7 +297,7 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
     The app is drawn first: the data check and the trainer's construction (torch's import
     included) run behind it in a :class:`~cockpit.startup.StartupLink`."""
     from cockpit.engine.dist_context import detect
-    from cockpit.engine.events import RunState
+    from cockpit.engine.events import RunState, WarningCategory
     from cockpit.startup import StartupLink
     from cockpit.ui.app import create_app
     from cockpit.ui.widgets.config_editor import config_changes
@@ -306,7 +306,7 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
 
     def recorded(trainer):
         # The cockpit owns the terminal now: a problem goes to its warnings, not to stderr.
-        _record_process(trainer, warn=lambda message: trainer.warn(message, "run_files"))
+        _record_process(trainer, warn=lambda message: trainer.warn(message, WarningCategory.RUN_FILES))
 
     def build(new_config, preflight, resume=args.resume, injections=injections):
         from cockpit.assembly import make_trainer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cockpit.engine.events import RunWarning, StepMetrics
+from cockpit.engine.events import RunWarning, StepMetrics, WarningCategory
 from cockpit.engine.hooks import Hook, StepOutcome
 from cockpit.engine.memory import sample
 
@@ -123,7 +123,7 @@ class EvalProbeHook(Hook):
                     path = trainer.val_set.image_path(index)
                     trainer.publish(RunWarning(
                         f"eval probe skips val #{index} ({path}): {type(error).__name__}: {error}",
-                        iter=outcome.iter, category="skipped_sample",
+                        iter=outcome.iter, category=WarningCategory.SKIPPED_SAMPLE,
                         details={"index": index, "path": path, "error": f"{type(error).__name__}: {error}"},
                     ))
         if not images:

@@ -4,8 +4,8 @@ Each listener gets its own queue and its own daemon thread, so a slow listener o
 delays itself. ``publish`` is a non-blocking ``put``. When a listener falls behind by more
 than ``max_backlog`` events, the oldest *step* events in its backlog are dropped (they are
 the high-rate, superseded kind; see :mod:`cockpit.mailbox`); every other event is kept, and
-the listener is told how many steps it missed through a ``RunWarning(category="listener_lag")``. A listener that
-raises is reported through ``on_listener_error`` and keeps receiving events.
+the listener is told how many steps it missed through a ``RunWarning`` of category
+``LISTENER_LAG``. A listener that raises is reported through ``on_listener_error`` and keeps receiving events.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from cockpit.engine.events import Event, RunWarning, StepMetrics
+from cockpit.engine.events import Event, RunWarning, StepMetrics, WarningCategory
 from cockpit.engine.link import Listener
 from cockpit.mailbox import Mailbox, pump
 
@@ -35,7 +35,7 @@ class _Delivery:
     def _deliver(self, event: Event, dropped: int) -> None:
         try:
             if dropped:
-                self.listener(RunWarning(f"listener fell behind; {dropped} step records dropped", category="listener_lag"))
+                self.listener(RunWarning(f"listener fell behind; {dropped} step records dropped", category=WarningCategory.LISTENER_LAG))
             self.listener(event)
         except BaseException as error:  # noqa: BLE001 - a listener must never kill the run
             self.on_error(self.listener, error)

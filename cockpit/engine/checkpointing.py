@@ -17,7 +17,7 @@ from cockpit.config import Config, dump_config
 from cockpit.config.loader import config_to_dict
 from cockpit.engine import checkpoint as ckpt
 from cockpit.engine import rundir
-from cockpit.engine.events import CheckpointSaved, FaultCause, RunWarning
+from cockpit.engine.events import CheckpointSaved, FaultCause, RunWarning, WarningCategory
 from cockpit.engine.live_config import recorded_lr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +90,7 @@ class Checkpointer:
         if not t.is_main:
             return True
         if not ckpt.all_finite(t.model):
-            t.publish(RunWarning("weights are not finite: checkpoint NOT written", iter=t.iteration, category="checkpoint_refused"))
+            t.publish(RunWarning("weights are not finite: checkpoint NOT written", iter=t.iteration, category=WarningCategory.CHECKPOINT_REFUSED))
             return False
         directory = self._run_dir / rundir.CHECKPOINTS
         try:
@@ -119,7 +119,7 @@ class Checkpointer:
             iters_per_epoch = -(-t.sampler.per_rank // t.config.data.batch_size)
             state, notes = ckpt.from_references(state, iters_per_epoch, t.live.schedule.state_dict())
             for note in notes:
-                t.publish(RunWarning(note, iter=0, category="foreign_checkpoint"))
+                t.publish(RunWarning(note, iter=0, category=WarningCategory.FOREIGN_CHECKPOINT))
         try:
             t.model.load_state_dict(state["model"])
         except (RuntimeError, KeyError) as error:
@@ -128,7 +128,7 @@ class Checkpointer:
             try:
                 t.optimizer.load_state_dict(state["optimizer"])
             except (ValueError, KeyError) as error:  # other parameter groups (e.g. --norm-weight-decay)
-                t.publish(RunWarning(f"optimizer state not loaded ({error}); momentum starts afresh", iter=0, category="foreign_checkpoint"))
+                t.publish(RunWarning(f"optimizer state not loaded ({error}); momentum starts afresh", iter=0, category=WarningCategory.FOREIGN_CHECKPOINT))
         if state.get("scaler"):
             t.parts.scaler.load_state_dict(state["scaler"])
         t.epoch = int(state.get("epoch", 0))

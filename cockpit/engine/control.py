@@ -31,7 +31,7 @@ from cockpit.engine.commands import (
     command_from_dict,
 )
 from cockpit.engine.distributed import PAUSE_HEARTBEAT_S
-from cockpit.engine.events import CommandAck, LRSource, RunState
+from cockpit.engine.events import CommandAck, LRSource, RunState, WarningCategory
 from cockpit.engine.live_config import LRRefused
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,7 +158,7 @@ class Control:
         if isinstance(command, ScaleLR):
             note = t.live.scale_lr(command.factor, t.iteration, t.epoch)
             if note:
-                t.warn(note, category="lr_capped")
+                t.warn(note, category=WarningCategory.LR_CAPPED)
             return None
         if isinstance(command, SaveCheckpoint):
             if t.checkpoints.save("user"):

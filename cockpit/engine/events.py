@@ -236,6 +236,33 @@ class CommandAck(Event):
     message: str = ""
 
 
+class WarningCategory(str, enum.Enum):
+    """What a ``RunWarning`` is about, so front-ends group, colour and count warnings
+    without reading their text."""
+
+    GENERAL = "general"
+    SKIPPED_SAMPLE = "skipped_sample"
+    """A sample could not be read or had no valid box; the run went on without it."""
+    OOM_RETRY = "oom_retry"
+    """Out of memory: the step is retried with half the batch and gradient accumulation."""
+    NONFINITE = "nonfinite"
+    NAN_REWIND = "nan_rewind"
+    """The weights were rewound to the last finite snapshot."""
+    CHECKPOINT_REFUSED = "checkpoint_refused"
+    FOREIGN_CHECKPOINT = "foreign_checkpoint"
+    """A checkpoint from another setup was loaded only in part."""
+    LR_CAPPED = "lr_capped"
+    LISTENER_LAG = "listener_lag"
+    LISTENER_ERROR = "listener_error"
+    RUN_FILES = "run_files"
+    """A file the run folder should hold (server.json) could not be written."""
+    SIDE_JOB_FAILED = "side_job_failed"
+    """An evaluation, preview or overlay beside training failed; training goes on."""
+    REMOTE = "remote"
+    """The link to a run in another process dropped or garbled something."""
+    CONNECTION = "connection"
+
+
 @dataclass(frozen=True)
 class RunWarning(Event):
     """Something went wrong but the run goes on (a skipped sample, a failing listener)."""
@@ -243,8 +270,18 @@ class RunWarning(Event):
     kind: ClassVar[str] = "warning"
     message: str
     iter: int = 0
-    category: str = "general"
+    category: WarningCategory = WarningCategory.GENERAL
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Accept the category's text (events.jsonl, a socket); one this version does not
+        # know (a newer writer) is still a warning, shown as a general one.
+        if not isinstance(self.category, WarningCategory):
+            try:
+                category = WarningCategory(self.category)
+            except ValueError:
+                category = WarningCategory.GENERAL
+            object.__setattr__(self, "category", category)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch
 
 from cockpit.engine import checkpoint as ckpt
 from cockpit.engine.commands import Stop
-from cockpit.engine.events import FaultCause, LRSource, RunError, RunState, RunWarning
+from cockpit.engine.events import FaultCause, LRSource, RunError, RunState, RunWarning, WarningCategory
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import StepOutcome
 from cockpit.engine.step import StepResult, train_step
@@ -163,7 +163,7 @@ class Recovery:
                     f"CUDA OOM at iteration {t.iteration}: retrying with micro-batch "
                     f"{-(-batch_size // t.accumulation)} x {t.accumulation} accumulation steps",
                     iter=t.iteration,
-                    category="oom_retry",
+                    category=WarningCategory.OOM_RETRY,
                     details=facts | {"new_accumulation": t.accumulation},
                 )
             )
@@ -207,7 +207,7 @@ class Recovery:
                 self.request_failure(f"loss still non-finite after {MAX_AUTO_REWINDS} rewinds with LR x0.1")
                 return
             self.auto_rewinds += 1
-            t.publish(RunWarning(summary, iter=outcome.iter, category="nonfinite"))
+            t.publish(RunWarning(summary, iter=outcome.iter, category=WarningCategory.NONFINITE))
             self.rewind(lr_factor=0.1, grad_clip=0.0, who="automatic")
             return
         t.publish(RunError(summary=summary, traceback="", iter=outcome.iter, fatal=False, cause=FaultCause.NONFINITE))
@@ -246,7 +246,7 @@ class Recovery:
                 f"rewound to the state of iteration {restored} and skipped the bad batch ({who}); "
                 f"LR x{lr_factor:g}" + (f", grad_clip={grad_clip:g}" if grad_clip > 0 else ""),
                 iter=t.iteration,
-                category="nan_rewind",
+                category=WarningCategory.NAN_REWIND,
                 details={"restored_iter": snapshot.iteration if snapshot else 0, "lr_factor": lr_factor},
             )
         )
@@ -291,7 +291,7 @@ class Recovery:
                     f"listener {getattr(listener, '__qualname__', type(listener).__name__)} raised "
                     f"{type(error).__name__}: {error}" + (" (further errors not reported)" if count == 3 else ""),
                     iter=t.iteration,
-                    category="listener_error",
+                    category=WarningCategory.LISTENER_ERROR,
                     details={"traceback": "".join(traceback.format_exception(error))},
                 )
             )

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from cockpit.engine import rundir
-from cockpit.engine.events import EvalResult, RunWarning
+from cockpit.engine.events import EvalResult, RunWarning, WarningCategory
 from cockpit.engine.preflight_flags import preflight_flags
 from cockpit.runfiles import write_atomic
 
@@ -44,7 +44,7 @@ class SideJobs:
         self.last_eval_iter = t.iteration
         for path, message in evaluation.skipped:
             t.publish(RunWarning(f"evaluation skipped unreadable val image {path}: {message}", iter=t.iteration,
-                                 category="skipped_sample", details={"path": path, "error": message}))
+                                 category=WarningCategory.SKIPPED_SAMPLE, details={"path": path, "error": message}))
         predictions = t.run_dir / rundir.PREDICTIONS / f"eval-iter{t.iteration:06d}.json"
         predictions.parent.mkdir(exist_ok=True)
         write_atomic(predictions, json.dumps(evaluation.results))
@@ -96,7 +96,7 @@ class SideJobs:
             path = dataset.image_path(index) if hasattr(dataset, "image_path") else None
             t.publish(RunWarning(
                 f"preview of {split} #{index} skipped ({path or 'no path'}): {type(error).__name__}: {error}",
-                iter=t.iteration, category="skipped_sample",
+                iter=t.iteration, category=WarningCategory.SKIPPED_SAMPLE,
                 details={"index": index, "path": path, "error": f"{type(error).__name__}: {error}"},
             ))
             return

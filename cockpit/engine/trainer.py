@@ -54,6 +54,7 @@ from cockpit.engine.events import (
     RunState,
     RunWarning,
     StateChanged,
+    WarningCategory,
 )
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import Hook, StepOutcome
@@ -185,7 +186,7 @@ class Trainer:
             # Other ranks are silent, except that an error must be seen somewhere.
             print(f"cockpit[rank {self.dist.rank}]: {event.summary}", file=sys.stderr, flush=True)
 
-    def warn(self, message: str, category: str) -> None:
+    def warn(self, message: str, category: WarningCategory) -> None:
         self.publish(RunWarning(message, iter=self.iteration, category=category))
 
     @property
@@ -382,7 +383,7 @@ class Trainer:
             try:
                 self.evaluate()
             except Exception as error:  # noqa: BLE001 - reported, then the checkpoint is still written
-                self.warn(f"final evaluation skipped ({type(error).__name__}: {error}); last.pt is still written", "side_job_failed")
+                self.warn(f"final evaluation skipped ({type(error).__name__}: {error}); last.pt is still written", WarningCategory.SIDE_JOB_FAILED)
         if not self.checkpoints.save("final") and self.checkpoints.error:
             raise _RunFailed(self.checkpoints.error)
         return Outcome.FINISHED, "training complete"
@@ -406,7 +407,7 @@ class Trainer:
                 RunWarning(
                     f"skipped unreadable sample {sample.index} ({sample.path}): {sample.message}",
                     iter=self.iteration,
-                    category="skipped_sample",
+                    category=WarningCategory.SKIPPED_SAMPLE,
                     details={"index": sample.index, "path": sample.path, "error": sample.message},
                 )
             )
@@ -465,7 +466,7 @@ class Trainer:
             return images, targets
         if self._last_batch is None:
             raise _RunFailed(f"rank {self.dist.rank}: every sample of its first batch was unreadable")
-        self.warn(f"rank {self.dist.rank}: no readable sample in this batch; repeating its previous batch", "skipped_sample")
+        self.warn(f"rank {self.dist.rank}: no readable sample in this batch; repeating its previous batch", WarningCategory.SKIPPED_SAMPLE)
         return self._last_batch
 
 

@@ -21,7 +21,16 @@ import time
 from pathlib import Path
 
 from cockpit.engine.commands import Command
-from cockpit.engine.events import CommandAck, Event, RunFinished, RunState, RunWarning, StateChanged, event_from_dict
+from cockpit.engine.events import (
+    CommandAck,
+    Event,
+    RunFinished,
+    RunState,
+    RunWarning,
+    StateChanged,
+    WarningCategory,
+    event_from_dict,
+)
 from cockpit.engine.link import Listener
 from cockpit.remote import protocol
 from cockpit.runfiles import codec, layout
@@ -208,7 +217,7 @@ class RemoteLink:
         for event in events:
             self._emit(event)
         if skipped:
-            self._emit(RunWarning(f"skipped {skipped} unreadable line(s) of {layout.EVENTS} in the replay", category="remote"))
+            self._emit(RunWarning(f"skipped {skipped} unreadable line(s) of {layout.EVENTS} in the replay", category=WarningCategory.REMOTE))
 
     def _follow(self) -> None:
         if self._hello is None:
@@ -223,7 +232,7 @@ class RemoteLink:
         try:
             for line in self._reader:
                 if line.overflow:
-                    self._emit(RunWarning(f"dropped an over-long message ({line.overflow} bytes) from the run", category="remote"))
+                    self._emit(RunWarning(f"dropped an over-long message ({line.overflow} bytes) from the run", category=WarningCategory.REMOTE))
                     continue
                 try:
                     message = protocol.decode(line.data, allowed=protocol.SERVER_TYPES, max_bytes=protocol.MAX_EVENT_BYTES)
@@ -239,15 +248,15 @@ class RemoteLink:
                     elif kind == "missed":
                         self._emit(RunWarning(
                             f"this cockpit fell behind: {message.get('count')} events from the run were skipped",
-                            category="listener_lag",
+                            category=WarningCategory.LISTENER_LAG,
                         ))
                     elif kind == "error":
-                        self._emit(RunWarning(f"the run refused a message: {message.get('message')}", category="remote"))
+                        self._emit(RunWarning(f"the run refused a message: {message.get('message')}", category=WarningCategory.REMOTE))
                     elif kind == "bye":
                         said_bye = True
                         self.read_only_reason = f"the run has ended ({message.get('reason') or 'bye'})"
                 except protocol.ProtocolError as error:
-                    self._emit(RunWarning(f"unreadable message from the run: {error}", category="remote"))
+                    self._emit(RunWarning(f"unreadable message from the run: {error}", category=WarningCategory.REMOTE))
         except OSError:
             pass
         finally:
@@ -256,7 +265,7 @@ class RemoteLink:
             self.read_only_reason = "the connection to the run was lost"
             self._emit(RunWarning(
                 "lost the connection to the run; it may still be going (cockpit attach reconnects)",
-                category="connection",
+                category=WarningCategory.CONNECTION,
             ))
 
     def _tail(self, interval: float = 0.5) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cockpit.durations import format_duration
+from cockpit.engine.events import WarningCategory
 from cockpit.report.rundir import RunDir, finite
 
 
@@ -255,9 +256,9 @@ class TimelineRow:
 
 
 _WARNING_CATEGORIES = {
-    "skipped_sample": "skipped-sample",
-    "oom_retry": "oom-retry",
-    "nan_rewind": "nan-rewind",
+    WarningCategory.SKIPPED_SAMPLE: "skipped-sample",
+    WarningCategory.OOM_RETRY: "oom-retry",
+    WarningCategory.NAN_REWIND: "nan-rewind",
 }
 
 TIMELINE_LIMIT = 400

@@ -52,6 +52,7 @@ from cockpit.engine.events import (
     RunWarning,
     StartupFailed,
     StepMetrics,
+    WarningCategory,
 )
 from cockpit.engine.link import EngineLink
 from cockpit.ui.baseline import Baseline
@@ -245,7 +246,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             message.bridge.drain()  # a replaced engine's late events
             return
         events = message.bridge.drain()
-        warnings: dict[str, list[RunWarning]] = {}
+        warnings: dict[WarningCategory, list[RunWarning]] = {}
         urgent: set[str] = set()
         for event in events:
             try:
@@ -263,7 +264,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             # One toast per kind of warning per batch: a burst of skipped samples is one line.
             last = batch[-1]
             more = f" (+{len(batch) - 1} more like it)" if len(batch) > 1 else ""
-            severity = "error" if category == "oom_retry" else "warning"
+            severity = "error" if category is WarningCategory.OOM_RETRY else "warning"
             self.notify(f"{last.message}{more}", title=f"Warning (it {last.iter})", severity=severity, timeout=6)
         if self.model.state.is_terminal != self._ended:
             self._ended = self.model.state.is_terminal

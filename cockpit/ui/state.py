@@ -42,6 +42,7 @@ from cockpit.engine.events import (
     StartupStage,
     StateChanged,
     StepMetrics,
+    WarningCategory,
 )
 from cockpit.progress import describe
 from cockpit.ui.labels_state import LabelsState
@@ -278,7 +279,7 @@ class CockpitState:
 
     def _on_RunWarning(self, event: RunWarning) -> set[str]:
         self.warnings.append(event)
-        if event.category == "oom_retry":
+        if event.category is WarningCategory.OOM_RETRY:
             self.oom_events.append(OOMEvent(event.iter, event.message))
             return {MEMORY}
         return set()

@@ -49,6 +49,7 @@ from cockpit.engine.events import (
     Severity,
     StateChanged,
     StepMetrics,
+    WarningCategory,
 )
 
 T0 = 1_700_000_000.0
@@ -199,7 +200,7 @@ def script(run_dir: str = "runs/shapes-20231114-221320", image_path: str | None 
                            detections_per_image=2.5, num_images=20, time=at(200), val_loss=val_loss_at(200))
             )
         if i == 120:
-            events.append(RunWarning(message="CUDA OOM at batch 4; retrying with 2", iter=120, category="oom_retry", time=at(120)))
+            events.append(RunWarning(message="CUDA OOM at batch 4; retrying with 2", iter=120, category=WarningCategory.OOM_RETRY, time=at(120)))
             events.append(FlagRaised(rule="cuda_oom", title="CUDA out of memory", status="FLAGGED", severity=Severity.WARNING,
                                      evidence="OOM at it 120 (batch 4, 7.9 GiB allocated)", likely_cause="batch too big for the GPU",
                                      fix="lower data.batch_size or model.max_size; enable optim.amp", iter=120, time=at(120)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cockpit.engine.commands import RewindSkip
-from cockpit.engine.events import FlagRaised, RunError, RunState, RunWarning, Severity, StateChanged
+from cockpit.engine.events import FlagRaised, RunError, RunState, RunWarning, Severity, StateChanged, WarningCategory
 from ui_support import settle
 from fake_engine import script
 
@@ -183,7 +183,7 @@ async def test_a_burst_of_warnings_is_one_toast(make_app):
         await settle(pilot)
         # Emitted back to back (the UI loop does not run in between): one drained batch.
         for i in range(5):
-            fake.emit(RunWarning(message=f"skipped sample {i}", iter=i, category="bad_sample", time=0.0))
+            fake.emit(RunWarning(message=f"skipped sample {i}", iter=i, category=WarningCategory.SKIPPED_SAMPLE, time=0.0))
         await settle(pilot)
         toasts = [str(n.message) for n in app._notifications]
         assert toasts == ["skipped sample 4 (+4 more like it)"]
