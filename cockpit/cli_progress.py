@@ -8,7 +8,6 @@ periodic lines of :class:`cockpit.progress.PlainProgress`.
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
 from cockpit.engine.events import Progress

@@ -8,8 +8,6 @@ marks them on the loss panels); which loss each term is.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cockpit.report.plots import _COLORS, _new_figure, _style, decimate, plot_width, to_png
 from cockpit.report.rundir import RunDir, finite
 

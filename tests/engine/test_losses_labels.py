@@ -10,11 +10,10 @@ import pytest
 import torch
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 
-from cockpit.config import Config
 from cockpit.diagnostics.assignment_hook import AssignmentRulesHook
 from cockpit.engine.assignment import KEYS
-from cockpit.engine.commands import ApplyPatch, EvaluateNow
-from cockpit.engine.events import AssignmentOverlay, CommandAck, EvalResult, FlagRaised, ConfigChanged, StepMetrics
+from cockpit.engine.commands import ApplyPatch
+from cockpit.engine.events import AssignmentOverlay, CommandAck, FlagRaised, ConfigChanged, StepMetrics
 from cockpit.engine.heads import CockpitRoIHeads
 from cockpit.engine.hooks import Hook
 from cockpit.engine.model import _build_tiny, build_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cockpit.engine.commands import EvaluateNow, ScaleLR
+from cockpit.engine.commands import ScaleLR
 from cockpit.engine.events import CheckpointSaved
 from ui_support import settle
 

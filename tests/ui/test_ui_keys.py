@@ -6,9 +6,7 @@ import pytest
 
 from cockpit.engine.commands import (
     EvaluateNow,
-    Pause,
     RequestPreview,
-    Resume,
     SaveCheckpoint,
     ScaleLR,
     SetLR,
