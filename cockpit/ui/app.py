@@ -249,10 +249,16 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         warnings: dict[WarningCategory, list[RunWarning]] = {}
         urgent: set[str] = set()
         for event in events:
+            routine = isinstance(event, _ROUTINE)
+            if not routine:
+                # Step records and progress wait for the frame budget; anything else (a
+                # pause, an error, an LR change, a flag) is what the user is waiting to
+                # see: drawn now, with the status bar.
+                urgent.add(STATUS)
             try:
                 dirty = self.model.apply(event)
                 self._dirty |= dirty
-                if not isinstance(event, _ROUTINE):
+                if not routine:
                     urgent |= dirty
                 if isinstance(event, RunWarning):
                     warnings.setdefault(event.category, []).append(event)
@@ -269,10 +275,6 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.model.state.is_terminal != self._ended:
             self._ended = self.model.state.is_terminal
             self.refresh_bindings()  # the engine keys leave the footer once the run ended
-        # Step records and progress wait for the frame budget; anything else (a pause, an
-        # error, an LR change, a flag) is what the user is waiting to see: drawn now.
-        if any(not isinstance(e, _ROUTINE) for e in events):
-            urgent.add(STATUS)
         self._schedule_flush(urgent)
 
     def _react(self, event: Event) -> None:
@@ -315,10 +317,10 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.redraw_interval <= 0:
             self.flush_redraws()
             return
-        if urgent & self._dirty and self.loss_plot.is_attached:
+        now_panes = urgent & self._dirty
+        if now_panes and self.loss_plot.is_attached:
             # What the user waits to see, now; the chart's new steps keep their frame's pace
             # unless the urgent news is on the chart itself (an evaluation, a start-up stage).
-            now_panes = urgent & self._dirty
             self._dirty -= now_panes
             if STATUS in now_panes:
                 self._last_status = time.monotonic()
