@@ -60,6 +60,7 @@ from cockpit.ui.baseline_control import BaselineMixin
 from cockpit.ui.bridge import EngineBridge, EventsPending
 from cockpit.ui.frame_budget import STATUS_INTERVAL, FrameBudget
 from cockpit.ui.keymap import RUN_ENDED, KeyMap
+from cockpit.ui.long_lived import LongLivedObjects
 from cockpit.ui.pane_navigation import PaneNavigation
 from cockpit.ui.run_actions import RunActions
 from cockpit.ui.modals import ConfirmScreen, ErrorScreen, NaNScreen, SetLRScreen
@@ -185,6 +186,8 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         self._quitting = False
         self._active_pane = 0
         self._ended = False
+        self.long_lived = LongLivedObjects()
+        """Frozen out of full collections once the run steps; thawed on restart and exit."""
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -294,6 +297,9 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
                 self._show_error("The run paused on an error", event.summary, event.traceback,
                                  "The engine paused itself: p resumes; or edit the config (5, enter), "
                                  "apply it (ctrl+s), and R restarts.")
+        elif isinstance(event, StepMetrics):
+            # The run is under way: what exists now lives as long as it does.
+            self.long_lived.freeze()
         elif isinstance(event, StartupFailed):
             self._startup_failed(event)
         elif isinstance(event, RunFinished):
@@ -522,6 +528,11 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
             self.link.close(self.close_timeout)
         finally:
             self.call_from_thread(self.exit)
+
+    def on_unmount(self) -> None:
+        # Whatever runs in this process after the app (the exit summary, the next test)
+        # must not inherit objects the collector cannot reach.
+        self.long_lived.thaw()
 
     # -- worker errors ------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -90,6 +90,8 @@ class RunActions:
         self.call_from_thread(self._restarted, new, config, checkpoint)
 
     def _restarted(self, link: EngineLink, config: Config, checkpoint: str | None = None) -> None:
+        # The old run's objects are garbage from here on: let the collector reach them.
+        self.long_lived.thaw()
         self.config = config
         baseline = self.model.baseline
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
