@@ -84,11 +84,18 @@ class LiveConfig:
         self._record(iteration, before)
 
     def scale_lr(self, factor: float, iteration: int, epoch: int) -> str | None:
-        """Multiply the current LR by ``factor``, capped at MAX_LR; returns a note when capped."""
+        """Multiply the schedule by ``factor`` from the next step on, capped at MAX_LR;
+        returns a note when capped.
+
+        The next step's LR is what the schedule gives it, times ``factor``: during warm-up
+        that is higher than the current LR times ``factor`` (the ramp rises every step), and
+        scaling the current LR instead would move the base by less than ``factor``.
+        """
         if not factor > 0 or factor != factor or factor == float("inf"):
             raise LRRefused(f"factor must be finite and > 0 (got {factor})")
-        wanted = self.lr * factor
-        if wanted > MAX_LR and self.lr >= MAX_LR:
+        upcoming = self.schedule.lr(iteration + 1, epoch)
+        wanted = upcoming * factor
+        if wanted > MAX_LR and upcoming >= MAX_LR:
             raise LRRefused(f"LR is already at the maximum {MAX_LR:g}")
         lr = min(wanted, MAX_LR)
         self.set_lr(lr, LRSource.USER, iteration, epoch)
