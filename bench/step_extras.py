@@ -1,0 +1,107 @@
+"""What cockpit's per-step extras cost next to one training step, timed in one process.
+
+Row 1 of BENCHMARKS.md compares whole processes, and on this VM fresh processes differ by
+a few percent. Each extra timed here runs on the same model and batch in one process, so
+that spread does not enter. The script prints the median of each as one JSON line:
+- a training step (forward, backward, SGD step; batch 4 of the sample);
+- the grad norm cockpit takes every step;
+- the NaN-rewind snapshot (every ``SNAPSHOT_EVERY`` steps);
+- the checkpoint saved at each epoch end (30 iterations on the sample);
+- the eval-mode probe (one image, every 100 iterations).
+
+Each extra is also given as a share of the steps between two of its runs. Not part of
+``run_all.py``; bench/notes.md quotes it.
+
+    python bench/step_extras.py [ARCH]     # default fasterrcnn_mobilenet_v3_large_320_fpn
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import common
+
+EPOCH_ITERS = 30  # 120 sample images / batch 4
+PROBE_EVERY = 100
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(arch: str) -> dict:
+    import torch
+
+    from cockpit.config.loader import load_config
+    from cockpit.data.loader import build_dataset, collate_fn
+    from cockpit.engine.checkpoint import save_atomic
+    from cockpit.engine.model import build_model
+    from cockpit.engine.recovery import SNAPSHOT_EVERY, cpu_copy
+    from cockpit.engine.step import grad_total_norm
+
+    config = load_config(common.SAMPLE, [f"model.arch={arch}"])
+    model = build_model(config).train()
+    dataset = build_dataset(config, "train", train=True)
+    images, targets = collate_fn([dataset[i] for i in range(4)])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.005, momentum=0.9, weight_decay=5e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        sum(model(list(images), list(targets)).values()).backward()
+        optimizer.step()
+
+    snapshot: list = [None]
+
+    def take_snapshot() -> None:
+        snapshot[0] = cpu_copy({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, snapshot[0])
+
+    def probe() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(list(images[:1]))
+        model.train()
+
+    step()  # warm-up: allocator, optimizer state
+    take_snapshot()
+    probe()
+    slow = "mobilenet" in arch or "resnet" in arch
+    step_s = median_seconds(step, 3 if slow else 15)
+    norm_s = median_seconds(lambda: grad_total_norm(params, 0.0).item(), 10)
+    snapshot_s = median_seconds(take_snapshot, 5)
+    with tempfile.TemporaryDirectory(prefix="step-extras-") as tmp:
+        path = Path(tmp) / "last.pt"
+        state = lambda: {"model": model.state_dict(), "optimizer": optimizer.state_dict()}  # noqa: E731
+        checkpoint_s = median_seconds(lambda: save_atomic(state(), path), 3)
+    probe_s = median_seconds(probe, 3)
+    extras = {
+        "grad_norm": (norm_s, 1),
+        "snapshot": (snapshot_s, SNAPSHOT_EVERY),
+        "epoch_checkpoint": (checkpoint_s, EPOCH_ITERS),
+        "eval_probe": (probe_s, PROBE_EVERY),
+    }
+    return {
+        "bench": "step_extras",
+        "arch": arch,
+        "threads": torch.get_num_threads(),
+        "step_ms": 1000 * step_s,
+        "extras": {
+            name: {"ms": 1000 * seconds, "every_iters": every, "share": seconds / (every * step_s)}
+            for name, (seconds, every) in extras.items()
+        },
+        "total_share": sum(seconds / (every * step_s) for seconds, every in extras.values()),
+    }
+
+
+if __name__ == "__main__":
+    common.emit(measure(sys.argv[1] if len(sys.argv) > 1 else "fasterrcnn_mobilenet_v3_large_320_fpn"))
