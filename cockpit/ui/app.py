@@ -187,7 +187,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         self._active_pane = 0
         self._ended = False
         self.long_lived = LongLivedObjects()
-        """Frozen out of full collections once the run steps; thawed on restart and exit."""
+        """Frozen out of full collections once the run steps; released before the run closes."""
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -235,6 +235,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
         if self.bridge is not None:
             self.bridge.detach()
         self.link = link
+        self.long_lived.arm()
         # Step records are only shown at the next redraw: ringing for them more often than
         # that would wake the loop (and take the GIL from training) for nothing.
         self.bridge = EngineBridge(self, link, min_interval=self.redraw_interval)
@@ -525,6 +526,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="close")
     def _close_and_exit(self) -> None:
         try:
+            self.long_lived.release()  # before the engine's close collects what it drops
             self.link.close(self.close_timeout)
         finally:
             self.call_from_thread(self.exit)
@@ -532,7 +534,7 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def on_unmount(self) -> None:
         # Whatever runs in this process after the app (the exit summary, the next test)
         # must not inherit objects the collector cannot reach.
-        self.long_lived.thaw()
+        self.long_lived.release()
 
     # -- worker errors ------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -8,9 +8,10 @@ cannot run the Python between its torch ops and the keyboard does not answer.
 
 Once the first step record arrives they have all been built, so the app moves them to the
 collector's permanent generation (:func:`gc.freeze`); later collections walk only what
-came after. Frozen objects are never collected, so the app thaws them when it drops a
-run (a restart) or exits: the old run's model and its reference cycles become garbage
-then, and must be collectable (on a GPU, its tensors hold device memory).
+came after. Frozen objects are never collected, so the app releases them *before* it
+closes a run (quit, restart): the engine's close collects the DDP wrapper's reference
+cycles (cockpit/engine/trainer.py), and the old run's model, tensors included, must be
+collectable once it is dropped (on a GPU they hold device memory).
 """
 
 from __future__ import annotations
@@ -19,22 +20,29 @@ import gc
 
 
 class LongLivedObjects:
-    """Freezes the objects alive once a run is under way; thaws them when the run is dropped.
+    """Freezes the objects alive once a run is under way; releases them before it closes.
 
-    One per app. ``freeze`` is idempotent (it runs on the first step record of each run);
-    ``thaw`` only undoes this object's own freeze.
+    One per app. ``arm`` when a run is attached; ``freeze`` (on each step record) then
+    freezes once; ``release`` undoes this object's own freeze and disarms, so a late step
+    record of the closing run cannot freeze again.
     """
 
     def __init__(self) -> None:
         self.frozen = False
         """Whether this app's freeze is in effect."""
+        self.armed = False
+        """A run is attached and not being closed: its first step record freezes."""
+
+    def arm(self) -> None:
+        self.armed = True
 
     def freeze(self) -> None:
-        if not self.frozen:
+        if self.armed and not self.frozen:
             gc.freeze()
             self.frozen = True
 
-    def thaw(self) -> None:
+    def release(self) -> None:
+        self.armed = False
         if self.frozen:
             gc.unfreeze()
             self.frozen = False

@@ -81,6 +81,9 @@ class RunActions:
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="restart")
     def _restart(self, config: Config) -> None:
         old, bridge = self.link, self.bridge
+        # The old run's objects become garbage: the collector must reach them before the
+        # engine's close and the new run's build (on a GPU, before it allocates).
+        self.long_lived.release()
         if not old.state.is_terminal:
             old.send(Stop(save=True, reason="restart"))
         old.close(self.close_timeout)
@@ -90,8 +93,6 @@ class RunActions:
         self.call_from_thread(self._restarted, new, config, checkpoint)
 
     def _restarted(self, link: EngineLink, config: Config, checkpoint: str | None = None) -> None:
-        # The old run's objects are garbage from here on: let the collector reach them.
-        self.long_lived.thaw()
         self.config = config
         baseline = self.model.baseline
         self.model = CockpitState(run_name=config.run.name, classes=config.data.classes)
