@@ -57,14 +57,16 @@ class _Recording(LongLivedObjects):
         self.order = order
 
     def freeze(self) -> None:
-        if self.armed and not self.frozen:
-            self.order.append("freeze")
+        was = self.frozen
         super().freeze()
+        if self.frozen and not was:
+            self.order.append("freeze")
 
     def release(self) -> None:
-        if self.frozen:
-            self.order.append("release")
+        was = self.frozen
         super().release()
+        if was and not self.frozen:
+            self.order.append("release")
 
 
 def _closing_notes(fake: FakeEngine, order: list[str]) -> None:
