@@ -3,11 +3,11 @@
 Row 1 of BENCHMARKS.md compares whole processes, and on this VM fresh processes differ by
 a few percent. Each extra timed here runs on the same model and batch in one process, so
 that spread does not enter. The script prints the median of each as one JSON line:
-- a training step (forward, backward, SGD step; batch 4 of the sample);
+- a training step (forward, backward, SGD step; one batch of the sample);
 - the grad norm cockpit takes every step;
 - the NaN-rewind snapshot (every ``SNAPSHOT_EVERY`` steps);
-- the checkpoint saved at each epoch end (30 iterations on the sample);
-- the eval-mode probe (one image, every 100 iterations).
+- the checkpoint saved at each epoch end (an epoch of the sample's train split);
+- the eval-mode probe (``EvalProbeHook``'s images, at its interval).
 
 Each extra is also given as a share of the steps between two of its runs. Not part of
 ``run_all.py``; bench/notes.md quotes it.
@@ -26,10 +26,6 @@ from typing import Callable
 
 import common
 
-EPOCH_ITERS = 30  # 120 sample images / batch 4
-PROBE_EVERY = 100
-
-
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -44,7 +40,8 @@ def measure(arch: str) -> dict:
 
     from cockpit.config.loader import load_config
     from cockpit.data.loader import build_dataset, collate_fn
-    from cockpit.engine.checkpoint import save_atomic
+    from cockpit.engine.builtin_hooks import EvalProbeHook
+    from cockpit.engine.checkpoint import all_finite, save_atomic
     from cockpit.engine.model import build_model
     from cockpit.engine.recovery import SNAPSHOT_EVERY, cpu_copy
     from cockpit.engine.step import grad_total_norm
@@ -52,7 +49,10 @@ def measure(arch: str) -> dict:
     config = load_config(common.SAMPLE, [f"model.arch={arch}"])
     model = build_model(config).train()
     dataset = build_dataset(config, "train", train=True)
-    images, targets = collate_fn([dataset[i] for i in range(4)])
+    batch = config.data.batch_size
+    images, targets = collate_fn([dataset[i] for i in range(batch)])
+    epoch_iters = -(-len(dataset) // batch)
+    probe_hook = EvalProbeHook()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.005, momentum=0.9, weight_decay=5e-4)
 
@@ -69,8 +69,13 @@ def measure(arch: str) -> dict:
     def probe() -> None:
         model.eval()
         with torch.no_grad():
-            model(list(images[:1]))
+            model(list(images[: probe_hook.images]))
         model.train()
+
+    def save_checkpoint(path: Path) -> None:
+        # What CheckpointManager.save does to the model's and optimizer's state.
+        if all_finite(model):
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
 
     step()  # warm-up: allocator, optimizer state
     take_snapshot()
@@ -80,15 +85,13 @@ def measure(arch: str) -> dict:
     norm_s = median_seconds(lambda: grad_total_norm(params, 0.0).item(), 10)
     snapshot_s = median_seconds(take_snapshot, 5)
     with tempfile.TemporaryDirectory(prefix="step-extras-") as tmp:
-        path = Path(tmp) / "last.pt"
-        state = lambda: {"model": model.state_dict(), "optimizer": optimizer.state_dict()}  # noqa: E731
-        checkpoint_s = median_seconds(lambda: save_atomic(state(), path), 3)
+        checkpoint_s = median_seconds(lambda: save_checkpoint(Path(tmp) / "last.pt"), 3)
     probe_s = median_seconds(probe, 3)
     extras = {
         "grad_norm": (norm_s, 1),
         "snapshot": (snapshot_s, SNAPSHOT_EVERY),
-        "epoch_checkpoint": (checkpoint_s, EPOCH_ITERS),
-        "eval_probe": (probe_s, PROBE_EVERY),
+        "epoch_checkpoint": (checkpoint_s, epoch_iters),
+        "eval_probe": (probe_s, probe_hook.every),
     }
     return {
         "bench": "step_extras",
