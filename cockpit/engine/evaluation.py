@@ -46,22 +46,27 @@ class Evaluation:
 
 
 def to_coco_results(outputs: Iterable[dict], image_ids: Iterable[int], label_to_category: dict[int, int]) -> list[dict]:
-    """Model outputs (xyxy, labels 1..K) -> COCO results (xywh, dataset category ids)."""
-    results = []
-    for output, image_id in zip(outputs, image_ids):
-        boxes = output["boxes"].tolist()
-        scores = output["scores"].tolist()
-        labels = output["labels"].tolist()
-        for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
-            results.append(
-                {
-                    "image_id": int(image_id),
-                    "category_id": int(label_to_category.get(int(label), int(label))),
-                    "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                    "score": round(float(score), 5),
-                }
-            )
-    return results
+    """Model outputs (xyxy, labels 1..K) -> COCO results (xywh, dataset category ids).
+
+    Converted in bulk (one concatenation, numpy arithmetic and rounding) rather than box
+    by box: a val set of thousands of images has tens of thousands of detections, and
+    this runs before pycocotools on every evaluation.
+    """
+    outputs = list(outputs)
+    image_ids = [int(image_id) for image_id in image_ids]
+    counts = [len(output["scores"]) for output in outputs]
+    if not sum(counts):
+        return []
+    boxes = torch.cat([output["boxes"].reshape(-1, 4) for output in outputs]).to(torch.float64).numpy()
+    xywh = np.round(np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1), 2).tolist()
+    scores = np.round(torch.cat([output["scores"] for output in outputs]).to(torch.float64).numpy(), 5).tolist()
+    labels = torch.cat([output["labels"].reshape(-1) for output in outputs]).tolist()
+    ids = np.repeat(np.asarray(image_ids, dtype=np.int64), counts).tolist()
+    category = {label: int(label_to_category.get(label, label)) for label in set(labels)}
+    return [
+        {"image_id": image_id, "category_id": category[label], "bbox": box, "score": score}
+        for image_id, label, box, score in zip(ids, labels, xywh, scores)
+    ]
 
 
 def coco_metrics(coco_gt, results: list[dict], image_ids: list[int], category_names: dict[int, str]) -> tuple[dict, dict]:
@@ -145,7 +150,12 @@ def score_outputs(outputs: list[dict], image_ids: list[int], dataset, score_thre
     metrics, per_class = coco_metrics(dataset.coco_api(), results, image_ids, names)
 
     scores = np.concatenate([o["scores"].numpy() for o in outputs]) if outputs else np.zeros(0)
-    above = [int((o["scores"] >= score_thresh).sum()) for o in outputs]
+    # Detections at or above the threshold per image, from one cumulative count over all
+    # scores instead of a tensor comparison per image.
+    counts = np.array([len(o["scores"]) for o in outputs], dtype=np.int64)
+    ends = np.cumsum(counts)
+    counted = np.concatenate([[0], np.cumsum(scores >= score_thresh)])
+    above = (counted[ends] - counted[ends - counts]).tolist()
     histogram, _ = np.histogram(scores, bins=SCORE_BINS, range=(0.0, 1.0))
     return Evaluation(
         metrics=metrics,
