@@ -6,7 +6,8 @@ of cockpit's engine: a COCO dataset read with json + PIL, the lesson's v2 transf
 SGD + StepLR stepped per epoch, and the torchvision-reference habit of one ``loss.item()``
 per iteration with a finiteness check. It shares with cockpit only what must be the same
 for a fair comparison: the config (data, batch size, num_workers, seed, augmentation
-probabilities, optimizer) and the model from ``build_model``.
+probabilities, optimizer) and the model from ``build_model(config, instrument=False)``:
+torchvision's detector without the label-assignment telemetry cockpit adds to it.
 
 Prints ``it N`` every ``run.log_every`` iterations (flushed), the same prefix cockpit's
 headless printer uses, so the benches time both the same way. On CUDA it
@@ -74,71 +75,90 @@ def collate_fn(batch):
     return tuple(zip(*batch))
 
 
+class BareLoop:
+    """The loop's state (data, model, optimizer, schedule), built from a config; ``steps()``
+    trains. Importable, so ``engine_overhead.py`` can run it in the same process as the
+    engine it is compared with."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        seed = config.run.seed
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+        train_tf = T.Compose(
+            [
+                T.RandomPhotometricDistort(p=config.augment.photometric),
+                T.RandomHorizontalFlip(p=config.augment.hflip),
+                T.ToImage(),
+                T.ToDtype(torch.float32, scale=True),
+            ]
+        )
+        data = config.data
+        dataset = CocoBoxes(config.resolve_path(data.train), config.resolve_path(data.train_images), data.classes, train_tf)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=data.batch_size,
+            shuffle=True,
+            num_workers=data.num_workers,
+            collate_fn=collate_fn,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+        self.device = resolve_device(config.run.device)
+        self.amp = config.optim.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # torchvision's model without cockpit's telemetry and RoI heads (their cost is cockpit's).
+        self.model = build_model(config, instrument=False).to(self.device)
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optim = config.optim
+        self.optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+        self.lr_scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=optim.step_size, gamma=optim.gamma)
+
+    def steps(self):
+        """Train; yields ``(iteration, epoch, loss)`` after each iteration (epoch from 1).
+        Raises ``FloatingPointError`` on a non-finite loss, as the references stop."""
+        device, amp, scaler = self.device, self.amp, self.scaler
+        iteration = 0
+        max_iters = self.config.run.max_iters or math.inf
+        for epoch in range(self.config.run.epochs):
+            for images, targets in self.loader:
+                images = [image.to(device, non_blocking=True) for image in images]
+                targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+                with torch.autocast(device_type=device.type, enabled=amp):
+                    loss_dict = self.model(images, targets)
+                    losses = sum(loss_dict.values())
+                loss_value = losses.item()
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"loss is {loss_value}, stopping")
+                self.optimizer.zero_grad()
+                scaler.scale(losses).backward()
+                scaler.step(self.optimizer)
+                scaler.update()
+                iteration += 1
+                yield iteration, epoch + 1, loss_value
+                if iteration >= max_iters:
+                    return
+            self.lr_scheduler.step()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("config", type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     config = load_config(args.config, args.overrides)
-
-    seed = config.run.seed
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-    train_tf = T.Compose(
-        [
-            T.RandomPhotometricDistort(p=config.augment.photometric),
-            T.RandomHorizontalFlip(p=config.augment.hflip),
-            T.ToImage(),
-            T.ToDtype(torch.float32, scale=True),
-        ]
-    )
-    data = config.data
-    dataset = CocoBoxes(config.resolve_path(data.train), config.resolve_path(data.train_images), data.classes, train_tf)
-    loader = DataLoader(
-        dataset,
-        batch_size=data.batch_size,
-        shuffle=True,
-        num_workers=data.num_workers,
-        collate_fn=collate_fn,
-        generator=torch.Generator().manual_seed(seed),
-    )
-
-    device = resolve_device(config.run.device)
-    amp = config.optim.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    model = build_model(config).to(device)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optim = config.optim
-    optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)
-
-    iteration = 0
-    max_iters = config.run.max_iters or math.inf
-    for epoch in range(config.run.epochs):
-        for images, targets in loader:
-            images = [image.to(device, non_blocking=True) for image in images]
-            targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
-            with torch.autocast(device_type=device.type, enabled=amp):
-                loss_dict = model(images, targets)
-                losses = sum(loss_dict.values())
-            loss_value = losses.item()
-            if not math.isfinite(loss_value):
-                print(f"loss is {loss_value}, stopping", flush=True)
-                sys.exit(1)
-            optimizer.zero_grad()
-            scaler.scale(losses).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            iteration += 1
+    loop = BareLoop(config)
+    try:
+        for iteration, epoch, loss_value in loop.steps():
             if iteration % config.run.log_every == 0:
-                peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
-                print(f"it {iteration} ep {epoch + 1} loss {loss_value:.4f} peak_mb {peak:.1f}", flush=True)
-            if iteration >= max_iters:
-                return
-        lr_scheduler.step()
+                peak = torch.cuda.max_memory_allocated(loop.device) / 2**20 if loop.device.type == "cuda" else 0.0
+                print(f"it {iteration} ep {epoch} loss {loss_value:.4f} peak_mb {peak:.1f}", flush=True)
+    except FloatingPointError as error:
+        print(error, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -64,11 +64,15 @@ TINY_SIZE = 160
 """Default min_size / max_size of the ``tiny`` preset (it is meant for ~160 px images)."""
 
 
-def build_model(config) -> nn.Module:
+def build_model(config, instrument: bool = True) -> nn.Module:
     """Build the detector described by ``config.model`` for ``config.data.num_classes``.
 
     ``num_classes`` counts the background. ``config.model.min_size`` / ``max_size`` override
     the architecture's own resize defaults; ``box_score_thresh`` is passed through.
+    ``instrument`` False leaves out what cockpit adds to torchvision's model (the recording
+    matcher and samplers, the RoI heads that take the ``[loss]`` / ``[sampler]`` settings):
+    the bare loop of ``bench/`` trains the model as the lesson builds it, so that what the
+    telemetry costs counts as cockpit's.
     Raises :class:`ModelError` (never a download, never a bare traceback) when weights or a
     checkpoint cannot be used.
     """
@@ -94,6 +98,8 @@ def build_model(config) -> nn.Module:
         load_checkpoint_weights(model, Path(path), num_classes=num_classes)
     # Remembered for describe_model: the torchvision classes do not know their preset name.
     model.cockpit_arch = section.arch
+    if not instrument:
+        return model
     # Telemetry, loss choices and sampler settings: no new parameters, so the weights
     # (and the checkpoint above) keep torchvision's keys.
     from cockpit.engine.heads import apply_settings, install

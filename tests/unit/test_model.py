@@ -172,3 +172,25 @@ def test_describe_model_is_json_able():
     assert info["min_size"] == 160 and info["max_size"] == 160
     assert info["num_classes"] == 3
     json.dumps(info)
+
+
+def test_uninstrumented_model_is_torchvisions_own_with_the_same_weights():
+    from torchvision.models.detection._utils import Matcher
+    from torchvision.models.detection.roi_heads import RoIHeads
+
+    from cockpit.engine.assignment import RecordingMatcher
+
+    torch.manual_seed(0)
+    cockpit_model = build_model(make_config("tiny"))
+    torch.manual_seed(0)
+    plain = build_model(make_config("tiny"), instrument=False)
+    assert isinstance(cockpit_model.rpn.proposal_matcher, RecordingMatcher)
+    assert hasattr(cockpit_model, "cockpit_telemetry")
+    assert type(plain.rpn.proposal_matcher) is Matcher
+    assert type(plain.roi_heads) is RoIHeads
+    assert not hasattr(plain, "cockpit_telemetry")
+    # The same detector underneath: same keys, same initial weights for the same seed.
+    assert plain.state_dict().keys() == cockpit_model.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), cockpit_model.state_dict().values()))
+    images, targets = batch()
+    assert set(plain(images, targets)) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
