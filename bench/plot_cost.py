@@ -9,6 +9,8 @@ pane's width), the braille chart build and its rows as strips -- timed by a ``re
 ``render_line``, as the compositor does (median of repeats, raw and EMA-smoothed views,
 whole-run and last-2000 windows). The ``baseline`` views
 add a baseline run of the same length (``--baseline``: its curves drawn faintly behind).
+All lengths are built first and then take turns, round by round, so the growth from
+1k to 1M compares redraws seconds apart, not minutes.
 
 Memory is the deep size of the history object (every container, bucket and float
 reachable from it), measured with ``gc.get_referents``.
@@ -34,7 +36,8 @@ from cockpit.ui.loss_history import SERIES, LossHistory
 from cockpit.ui.widgets.loss_plot import LossPlot, _Chart
 
 SIZES = (1_000, 100_000) if common.QUICK else (1_000, 100_000, 1_000_000)
-REPEATS = 5 if common.QUICK else 15
+ROUNDS = 2 if common.QUICK else 6
+REPEATS = 3 if common.QUICK else 5  # redraws per (round, length, view)
 
 
 def make_history(n: int, seed: int = 0) -> tuple[LossHistory, float]:
@@ -90,53 +93,64 @@ class PlotApp(App):
         yield LossPlot()
 
 
-async def redraw_times(history: LossHistory, baseline: Baseline) -> dict[str, float]:
+VIEWS = (
+    ("raw", 0.0, 0, False), ("ema", 0.9, 0, False), ("window", 0.0, 2000, False),
+    ("baseline", 0.0, 0, True), ("baseline_ema_window", 0.9, 2000, True),
+)
+
+
+async def redraw_times(runs: dict[int, tuple[LossHistory, Baseline]]) -> dict[int, dict[str, float]]:
+    """Median redraw time of every (length, view), the lengths taking turns round by round."""
     app = PlotApp()
-    out = {}
+    samples: dict[tuple[int, str], list[float]] = {(n, label): [] for n in runs for label, *_ in VIEWS}
+    sizes = list(runs)
     async with app.run_test(size=(120, 32)) as pilot:
         plot = app.query_one(LossPlot)
-        evals = [(i, min(1.0, i / max(1, len(history)))) for i in range(0, len(history) + 1, max(1, len(history) // 20))]
-        plot.show(history, evals)
-        await pilot.pause()
         chart = plot.query_one(_Chart)
-        views = (
-            ("raw", 0.0, 0, None), ("ema", 0.9, 0, None), ("window", 0.0, 2000, None),
-            ("baseline", 0.0, 0, baseline), ("baseline_ema_window", 0.9, 2000, baseline),
-        )
-        for label, smoothing, window, ghost in views:
-            plot.show(history, evals, ghost)
-            plot.smoothing, plot.window = smoothing, window
-            await pilot.pause()
-            samples = []
-            for _ in range(REPEATS):
-                started = time.perf_counter()
-                plot.redraw()  # legend + cache invalidation, as on every new record
-                for row in range(chart.size.height):
-                    chart.render_line(row)
-                samples.append(time.perf_counter() - started)
-            out[label] = 1000 * statistics.median(samples)
-    return out
+        for round_index in range(ROUNDS):
+            # Every length in each round, in rotating order: timed one after the other,
+            # the lengths compared the VM's moods (growth x1.46 and x2.09 half an hour
+            # apart) more than the pane's work.
+            order = sizes[round_index % len(sizes):] + sizes[: round_index % len(sizes)]
+            for label, smoothing, window, with_baseline in VIEWS:
+                for n in order:
+                    history, baseline = runs[n]
+                    evals = [(i, min(1.0, i / max(1, n))) for i in range(0, n + 1, max(1, n // 20))]
+                    plot.show(history, evals, baseline if with_baseline else None)
+                    plot.smoothing, plot.window = smoothing, window
+                    await pilot.pause()
+                    for _ in range(REPEATS):
+                        started = time.perf_counter()
+                        plot.redraw()  # legend + cache invalidation, as on every new record
+                        for row in range(chart.size.height):
+                            chart.render_line(row)
+                        samples[(n, label)].append(time.perf_counter() - started)
+    return {n: {label: 1000 * statistics.median(samples[(n, label)]) for label, *_ in VIEWS} for n in sizes}
 
 
 def main() -> None:
-    rows = {}
+    runs, add_costs, sizes_mb = {}, {}, {}
     for n in SIZES:
-        history, add_cost = make_history(n)
-        baseline = make_baseline(n)
-        gc.collect()
-        times = asyncio.run(redraw_times(history, baseline))
-        rows[str(n)] = {
-            "redraw_ms": max(times.values()),
-            "redraw_ms_by_view": times,
-            "history_mb": deep_size(history) / 2**20,
-            "add_us": 1e6 * add_cost,
+        history, add_costs[n] = make_history(n)
+        sizes_mb[n] = deep_size(history) / 2**20
+        runs[n] = (history, make_baseline(n))
+    gc.collect()
+    times = asyncio.run(redraw_times(runs))
+    rows = {
+        str(n): {
+            "redraw_ms": max(times[n].values()),
+            "redraw_ms_by_view": times[n],
+            "history_mb": sizes_mb[n],
+            "add_us": 1e6 * add_costs[n],
         }
-        del history, baseline
+        for n in SIZES
+    }
     first, last = rows[str(SIZES[0])], rows[str(SIZES[-1])]
     common.emit(
         {
             "bench": "plot_cost",
             "pane": "120x32",
+            "rounds": ROUNDS,
             "sizes": rows,
             "worst_redraw_ms": max(r["redraw_ms"] for r in rows.values()),
             "growth": last["redraw_ms"] / first["redraw_ms"],

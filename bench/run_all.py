@@ -2,7 +2,7 @@
 
     python bench/run_all.py            # the full set (about 32 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
-    python bench/run_all.py --only plot_cost startup   # BENCHMARKS.md then holds only these rows
+    python bench/run_all.py --only plot_cost startup   # re-measure these rows, keep the others
     python bench/run_all.py --from-raw # measure nothing: the table and notes again, from the raw results
 
 Each benchmark is a separate script run as its own process (so one's imports, threads
@@ -94,8 +94,9 @@ def _interleaved(x: dict) -> str:
     plow, phigh = x["pooled_interval_90"]
     rounds = x["per_round"]
     groups = x.get("per_group", [])
+    unit = "process" if x.get("one_process") else "pair"
     by_pair = (
-        f"; each pair's median {', '.join(f'{g:.3f}' for g in groups)}" if len(groups) > 1 else ""
+        f"; each {unit}'s median {', '.join(f'{g:.3f}' for g in groups)}" if len(groups) > 1 else ""
     )
     return (
         f"of interleaved turns (90% interval {low:.3f}-{high:.3f}; pooled over all turns {x['pooled_ratio']:.3f}, "
@@ -104,8 +105,11 @@ def _interleaved(x: dict) -> str:
 
 
 def _rounds(x: dict) -> str:
-    """'16 rounds', or '24 pair-rounds (8 rounds of 3 pairs of fresh processes)'."""
+    """'16 rounds', '24 pair-rounds (8 rounds of 3 pairs of fresh processes)', or
+    '24 rounds (8 in each of 3 processes, both sides in one process)'."""
     groups = x.get("groups", 1)
+    if x.get("one_process"):
+        return f"{x['rounds']} rounds ({x['rounds'] // groups} in each of {groups} processes, both sides in one process)"
     if groups == 1:
         return f"{x['rounds']} rounds"
     return f"{x['rounds']} pair-rounds ({x['rounds'] // groups} rounds of {groups} pairs of fresh processes)"
@@ -132,8 +136,12 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
                     f"1. Engine overhead, `{arch}`",
                     f"throughput ratio **{x['ratio']:.3f}**, the median of {_rounds(x)} "
                     f"{_interleaved(x)} (bare {x['bare_ms_per_iter']:.0f} ms/it over "
-                    f"{x['iterations_per_side']['bare']} iterations in {x['turn_s']:.0f} s turns; cockpit --headless "
-                    f"{x['cockpit_ms_per_iter']:.0f} ms/it over {x['iterations_per_side']['cockpit']})",
+                    f"{x['iterations_per_side']['bare']} iterations in {x['turn_s']:.0f} s turns; "
+                    f"{'the headless engine' if x.get('one_process') else 'cockpit --headless'} "
+                    f"{x['cockpit_ms_per_iter']:.0f} ms/it over {x['iterations_per_side']['cockpit']}"
+                    + (f"; the engine's other threads took {100 * x['engine_threads_cpu_share']:.1f}% of a core "
+                       "during the bare loop's turns" if "engine_threads_cpu_share" in x else "")
+                    + ")",
                     ">= 0.98",
                     _verdict(x, 0.98),
                 )
@@ -234,8 +242,10 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
                 "7. COCO evaluation vs pycocotools",
                 f"sample val ({s['images']} images): ratio **{s['ratio']:.3f}** ({1000 * s['cockpit_s']:.0f} vs "
                 f"{1000 * s['direct_s']:.0f} ms); generated ({g['images']:,} images, {g['detections']:,} detections): "
-                f"ratio **{g['ratio']:.3f}** ({g['cockpit_s']:.2f} vs {g['direct_s']:.2f} s); same AP: "
-                f"{'yes' if s['same_ap'] and g['same_ap'] else 'NO'}",
+                f"ratio **{g['ratio']:.3f}** ({g['cockpit_s']:.2f} vs {g['direct_s']:.2f} s"
+                + (f"; median of {g['rounds']} rounds, each side back to back, rounds {g['per_round'][0]:.3f}-"
+                   f"{g['per_round'][-1]:.3f}; best times {g['ratio_of_best']:.3f}" if "per_round" in g else "")
+                + f"); same AP: {'yes' if s['same_ap'] and g['same_ap'] else 'NO'}",
                 "~1.0 (taken as <= 1.05 on the large set)",
                 yes(g["ratio"] <= 1.05 and s["same_ap"] and g["same_ap"]),
             )
@@ -254,9 +264,15 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str, str]]:
     return [(name, json.dumps(r), "", "")]
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, str], quick: bool, total: float,
-          written: str | None = None) -> None:
-    now = written or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+          written: str | None = None, remeasured: list[tuple[str, list[str]]] = ()) -> None:
+    """``remeasured``: (date, benchmark names) of each later ``--only`` run whose rows
+    replaced the full run's."""
+    now = written or _now()
     lines = [
         "# Benchmarks",
         "",
@@ -264,6 +280,10 @@ def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, st
         f"{total / 60:.1f} minutes. Each figure comes from one script in `bench/` (its docstring says what it "
         "measures and how); rerun them all to refresh this file.",
         "",
+    ]
+    for date, names in remeasured:
+        lines += [f"Re-measured on {date} with `--only`: {', '.join(names)}; the other rows are from the run above.", ""]
+    lines += [
         "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
         "",
     ]
@@ -292,7 +312,13 @@ def write(results: dict[str, tuple[dict | None, str, float]], info: dict[str, st
 
 
 _HEADER = re.compile(r"Written by `python bench/run_all.py( --quick)?` on (.+?); the whole run took ([\d.]+) minutes")
+_REMEASURED = re.compile(r"^Re-measured on (.+?) with `--only`: (.+?); the other rows", re.MULTILINE)
 _RAW = re.compile(r"^\[(\d+) s\] (.*)$")
+
+
+def read_remeasured(path: Path) -> list[tuple[str, list[str]]]:
+    """The ``--only`` runs a BENCHMARKS.md records since its full run."""
+    return [(m.group(1), m.group(2).split(", ")) for m in _REMEASURED.finditer(path.read_text(encoding="utf-8"))]
 
 
 def read_raw(path: Path) -> tuple[dict[str, tuple[dict | None, str, float]], dict[str, str], bool, float, str]:
@@ -329,9 +355,19 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_raw:
         results, info, quick, total, written = read_raw(OUTPUT)
-        write(results, info, quick, total, written)
+        write(results, info, quick, total, written, read_remeasured(OUTPUT))
         print(f"rewrote {OUTPUT} from its raw results (written {written})", file=sys.stderr)
         return 0
+    earlier = None
+    if args.only and OUTPUT.exists():
+        # The rows not re-measured stay as the last run left them, and the file says which
+        # rows are newer. Not across modes: quick figures never stand beside full ones.
+        try:
+            earlier = read_raw(OUTPUT)
+        except SystemExit as error:
+            print(f"{error}; writing only the rows measured now", file=sys.stderr)
+        if earlier is not None and earlier[2] != args.quick:
+            earlier = None
     env = dict(os.environ, COCKPIT_BENCH_QUICK="1" if args.quick else "0")
     # The scripts import ``common`` from bench/ and cockpit from the checkout.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), str(REPO), env.get("PYTHONPATH", "")]))
@@ -342,9 +378,16 @@ def main() -> int:
         results[name] = run_one(name, env)
         record, error, seconds = results[name]
         print(f"{seconds:.0f} s" + (f" FAILED: {error}" if error else ""), file=sys.stderr, flush=True)
-    write(results, machine(), args.quick, time.perf_counter() - started)
+    ok = all(record is not None for record, _, _ in results.values())
+    if earlier is not None:
+        kept, info, quick, total, written = earlier
+        remeasured = [(date, [n for n in names if n not in results]) for date, names in read_remeasured(OUTPUT)]
+        remeasured = [entry for entry in remeasured if entry[1]] + [(_now(), list(results))]
+        write({**kept, **results}, info, quick, total, written, remeasured)
+    else:
+        write(results, machine(), args.quick, time.perf_counter() - started)
     print(f"wrote {OUTPUT}", file=sys.stderr)
-    return 0 if all(record is not None for record, _, _ in results.values()) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
