@@ -296,6 +296,7 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
 
     The app is drawn first: the data check and the trainer's construction (torch's import
     included) run behind it in a :class:`~cockpit.startup.StartupLink`."""
+    from cockpit.data.json_parse import parse_in_steps
     from cockpit.engine.dist_context import detect
     from cockpit.engine.events import RunState, WarningCategory
     from cockpit.startup import StartupLink
@@ -303,6 +304,8 @@ def _run_in_cockpit(args, config, injections, baseline) -> int:
     from cockpit.ui.widgets.config_editor import config_changes
 
     check_data = not args.no_check
+    # Annotation files load behind the first frame: the UI thread must keep the GIL coming.
+    parse_in_steps()
 
     def recorded(trainer):
         # The cockpit owns the terminal now: a problem goes to its warnings, not to stderr.

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 from typing import Any, Callable
 
+from cockpit.data import json_parse
 from cockpit.data.errors import DatasetError
 
 
 def load_coco(ann_file: str | Path, progress: Callable[[Any], None] | None = None):
     """A pycocotools ``COCO`` for ``ann_file``, with its prints silenced and errors made clear.
 
-    The file is read in chunks so a large one reports how far it has come to ``progress``
-    (a :mod:`cockpit.progress` sink); parsing and indexing are pycocotools' own
-    (``COCO.__init__`` does the same: ``json.load``, a dict check, ``createIndex``).
+    The file is read in chunks and parsed element by element (:mod:`cockpit.data.json_parse`)
+    so a large one reports how far it has come to ``progress`` (a :mod:`cockpit.progress`
+    sink) and never holds the GIL for the whole parse; then what ``COCO.__init__`` does
+    after its ``json.load``: a dict check and pycocotools' own ``createIndex``.
     """
     from pycocotools.coco import COCO
 
@@ -32,7 +33,7 @@ def load_coco(ann_file: str | Path, progress: Callable[[Any], None] | None = Non
         raw = _read_with_progress(ann_file, progress)
         with contextlib.redirect_stdout(io.StringIO()):
             coco = COCO()
-            dataset = json.loads(raw)
+            dataset = _parse_with_progress(raw, ann_file, progress)
             assert isinstance(dataset, dict), f"annotation file format {type(dataset)} not supported"
             coco.dataset = dataset
             coco.createIndex()
@@ -46,6 +47,24 @@ def load_coco(ann_file: str | Path, progress: Callable[[Any], None] | None = Non
 
 
 _CHUNK = 8 << 20
+
+
+def _parse_with_progress(raw: bytes, path: Path, progress: Callable[[Any], None] | None) -> Any:
+    """``json.loads(raw)``, in steps that let the cockpit's thread run (``json_parse``),
+    saying how far it has come when the file is large enough to take a while."""
+    text = json_parse.decode(raw)
+    if progress is None or not json_parse.stepwise(text):
+        return json_parse.loads(text)
+    from cockpit.engine.events import ProgressTask
+    from cockpit.progress import ProgressMeter
+
+    # Counted in bytes of the file, as its read was: the parse's characters scaled to them.
+    scale = len(raw) / len(text)
+    meter = ProgressMeter(ProgressTask.ANNOTATIONS, len(raw), progress, detail=f"bytes of {path.name} parsed")
+    try:
+        return json_parse.loads(text, lambda done, total: meter.update(int(done * scale)))
+    finally:
+        meter.finish()
 
 
 def _read_with_progress(path: Path, progress: Callable[[Any], None] | None) -> bytes:
