@@ -49,6 +49,7 @@ from cockpit.engine.events import (
     RunError,
     RunFinished,
     RunStarted,
+    RunState,
     RunWarning,
     StartupFailed,
     StepMetrics,
@@ -292,6 +293,9 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
                 self._show_error("The run failed", event.summary, event.traceback,
                                  "The cockpit stays open: inspect the panes; edit the config (5, enter), "
                                  "apply it (ctrl+s), then R restarts.")
+            elif event.cause is FaultCause.CHECKPOINT:
+                # Before the NaN branch: a NaN flag can still stand when the disk fills up.
+                self._checkpoint_not_written(event)
             elif event.cause is FaultCause.NONFINITE or self.model.checklist.get("nonfinite_loss").flagged:
                 self._offer_recovery(event)
             else:
@@ -456,6 +460,18 @@ class CockpitApp(KeyMap, BaselineMixin, PaneNavigation, RunActions, App[None]):
     def action_nan_recovery(self) -> None:
         error = self.model.last_error or RunError(summary="The loss became non-finite.", traceback="", fatal=False)
         self._offer_recovery(error)
+
+    def _checkpoint_not_written(self, event: RunError) -> None:
+        """Editing the config cannot help here, and the user's worry is the weights."""
+        if self.model.state is RunState.STOPPING:
+            # The final save (or the one on a stop): the run ends without it.
+            self._show_error("The run ends without its last checkpoint", event.summary, event.traceback,
+                             "Any earlier checkpoint is untouched. Make room where the run folder lives (or fix "
+                             "what the line above names); cockpit run --resume RUN_DIR continues from it.")
+            return
+        self._show_error("The run paused: the checkpoint was not written", event.summary, event.traceback,
+                         "Any earlier checkpoint is untouched. Make room where the run folder lives (or fix "
+                         "what the line above names), then s saves a checkpoint now and p resumes.")
 
     def _show_error(self, title: str, summary: str, traceback: str, hint: str = "") -> None:
         self.push_screen(ErrorScreen(title, summary, traceback, hint))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cockpit.engine.commands import RewindSkip
-from cockpit.engine.events import FlagRaised, RunError, RunState, RunWarning, Severity, StateChanged, WarningCategory
+from cockpit.engine.commands import RewindSkip, SaveCheckpoint
+from cockpit.engine.events import FaultCause, FlagRaised, RunError, RunState, RunWarning, Severity, StateChanged, WarningCategory
 from ui_support import settle
 from fake_engine import script
 
@@ -161,6 +161,53 @@ async def test_other_pause_on_error_shows_the_error_modal(make_app):
         fake.emit(RunError(summary="evaluation failed: bad annotation", traceback="Traceback...", iter=241, fatal=False, time=0.0))
         await settle(pilot)
         assert app.screen.__class__.__name__ == "ErrorScreen"
+
+
+async def test_a_checkpoint_that_cannot_be_written_says_how_to_save_it(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.emit(RunError(summary="no space left on device writing checkpoints/last.pt (needs ~9 MB, 2 MB free); "
+                                   "the previous checkpoint is kept", traceback="", iter=241, fatal=False,
+                           cause=FaultCause.CHECKPOINT, time=0.0))
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ErrorScreen"
+        assert "no space left on device" in text_of(app.screen.query_one(".summary"))
+        hint = text_of(app.screen.query_one(".hint"))
+        assert "earlier checkpoint is untouched" in hint and "s saves a checkpoint now" in hint
+        assert "edit the config" not in hint
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        assert fake.commands[-1] == SaveCheckpoint()
+
+
+async def test_a_checkpoint_failure_is_not_taken_for_a_nan_while_the_nan_flag_stands(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.emit(FlagRaised(rule="nonfinite_loss", title="Loss is NaN / Inf", status="FLAGGED", severity=Severity.ERROR,
+                             evidence="loss_box_reg = nan at it 241", fix="lower the LR", iter=241, time=0.0))
+        fake.emit(RunError(summary="no space left on device writing checkpoints/last.pt", traceback="", iter=242,
+                           fatal=False, cause=FaultCause.CHECKPOINT, time=0.0))
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ErrorScreen"
+        assert "s saves a checkpoint now" in text_of(app.screen.query_one(".hint"))
+
+
+async def test_a_final_checkpoint_that_cannot_be_written_says_the_run_ends_without_it(make_app):
+    app, fake = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fake.emit(StateChanged(state=RunState.STOPPING, previous=RunState.RUNNING, reason="training complete", time=0.0))
+        fake.emit(RunError(summary="no space left on device writing checkpoints/last.pt", traceback="", iter=400,
+                           fatal=False, cause=FaultCause.CHECKPOINT, time=0.0))
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ErrorScreen"
+        assert "ends without its last checkpoint" in app.screen.query_one("Vertical").border_title
+        hint = text_of(app.screen.query_one(".hint"))
+        assert "--resume" in hint and "p resumes" not in hint
 
 
 async def test_culprit_preview_from_the_train_split(make_app, preview_png, tmp_path):
