@@ -54,13 +54,19 @@ def to_coco_results(outputs: Iterable[dict], image_ids: Iterable[int], label_to_
     """
     outputs = list(outputs)
     image_ids = [int(image_id) for image_id in image_ids]
+    if len(outputs) != len(image_ids):
+        raise ValueError(f"{len(outputs)} model outputs for {len(image_ids)} image ids")
     counts = [len(output["scores"]) for output in outputs]
     if not sum(counts):
         return []
-    boxes = torch.cat([output["boxes"].reshape(-1, 4) for output in outputs]).to(torch.float64).numpy()
+
+    def gathered(key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.cat([output[key].detach().reshape(shape) for output in outputs]).cpu()
+
+    boxes = gathered("boxes", (-1, 4)).to(torch.float64).numpy()
     xywh = np.round(np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1), 2).tolist()
-    scores = np.round(torch.cat([output["scores"] for output in outputs]).to(torch.float64).numpy(), 5).tolist()
-    labels = torch.cat([output["labels"].reshape(-1) for output in outputs]).tolist()
+    scores = np.round(gathered("scores", (-1,)).to(torch.float64).numpy(), 5).tolist()
+    labels = gathered("labels", (-1,)).tolist()
     ids = np.repeat(np.asarray(image_ids, dtype=np.int64), counts).tolist()
     category = {label: int(label_to_category.get(label, label)) for label in set(labels)}
     return [

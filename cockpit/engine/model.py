@@ -70,9 +70,9 @@ def build_model(config, instrument: bool = True) -> nn.Module:
     ``num_classes`` counts the background. ``config.model.min_size`` / ``max_size`` override
     the architecture's own resize defaults; ``box_score_thresh`` is passed through.
     ``instrument`` False leaves out what cockpit adds to torchvision's model (the recording
-    matcher and samplers, the RoI heads that take the ``[loss]`` / ``[sampler]`` settings):
-    the bare loop of ``bench/`` trains the model as the lesson builds it, so that what the
-    telemetry costs counts as cockpit's.
+    matcher and samplers, the RoI heads that take the ``[loss]`` / ``[sampler]`` settings,
+    which are then ignored): the bare loop of ``bench/`` trains the model as the lesson
+    builds it, so that what the telemetry costs counts as cockpit's.
     Raises :class:`ModelError` (never a download, never a bare traceback) when weights or a
     checkpoint cannot be used.
     """

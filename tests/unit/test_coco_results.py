@@ -35,6 +35,11 @@ def test_a_label_missing_from_the_map_keeps_its_own_number() -> None:
     assert to_coco_results([output([[0, 0, 1, 1]], [0.5], [4])], [1], {1: 3})[0]["category_id"] == 4
 
 
+def test_outputs_and_image_ids_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="2 model outputs for 1 image ids"):
+        to_coco_results([output([[0, 0, 1, 1]], [0.5], [1])] * 2, [1], {1: 1})
+
+
 def test_no_detections_at_all_give_no_results() -> None:
     assert to_coco_results([output([], [], []), output([], [], [])], [1, 2], {1: 1}) == []
     assert to_coco_results([], [], {1: 1}) == []
