@@ -23,10 +23,18 @@ Three processes (groups) run one after another, each its own engine and bare loo
 figure is the median over all rounds of the engine's throughput over the bare loop's
 (``interleave.ratio``: the median holds against the few rounds a neighbour's burst lands
 on), with a 90% bootstrap interval (processes, then rounds, resampled) and the ratio
-pooled over all turns beside it. The engine's threads (event bus, run-directory writer,
-its OpenMP workers) may still be finishing a turn's work when the bare loop's turn begins;
-the CPU they take during the bare loop's turns is reported (``engine_threads_cpu_share``),
-since it would count against the bare loop, and the bare loop's during the engine's.
+pooled over all turns beside it.
+
+What one process still shares, and how it is accounted for:
+- the engine's other threads (event bus, run-directory writer, headless printer, its
+  OpenMP workers) may still be busy when the bare loop's turn begins. A 0.2 s gap comes
+  before every turn, and the CPU they take from the start of a bare loop's turn to its
+  hold is reported as a share of that span (``engine_threads_cpu_share``; the bare loop's
+  during the engine's turns beside it): it would count against the bare loop;
+- Python's garbage collector walks the whole process: a collection that falls in the bare
+  loop's turn also walks the engine's objects. That favours cockpit by at most what its
+  objects add to collections, which the UI notes measured at 0.13-0.58% of the wall
+  (``cockpit/ui/long_lived.py``; the headless engine holds far fewer objects than the app).
 
     python bench/engine_overhead.py              # every model, a JSON line
     python bench/engine_overhead.py --group ARCH N OUTPUT_DIR   # one process's turns (internal)
@@ -119,6 +127,10 @@ def run_group(arch: str, log_every: int, warm: int, slice_s: float, rounds: int,
         def after_step(self, trainer, outcome) -> None:
             engine_side.record(outcome.iter)
 
+    # Each side's threads: those that appear while it is built and while it alone runs (the
+    # engine's listener threads start with the trainer and its printer), for the CPU one side
+    # takes during the other's turns.
+    before = _threads()
     # As cockpit.assembly.make_trainer and engine.session.run_headless build it, plus the clock.
     request = RunRequest(config=config, config_path=common.SAMPLE)
     trainer = attach_listeners(
@@ -170,14 +182,12 @@ def run_group(arch: str, log_every: int, warm: int, slice_s: float, rounds: int,
     def hold_bare() -> None:
         go.clear()
         wait_for(idle.is_set, "the bare loop did not stop")
+        if failed:
+            raise RuntimeError(f"the bare loop failed: {failed[0]}")
 
     turns = {"cockpit": (engine_side, let_engine_go, hold_engine), "bare": (bare_side, let_bare_go, hold_bare)}
     slices: list[interleave.Slice] = []
     try:
-        # Each side's threads: those that appear while it alone runs (the training thread,
-        # torch's OpenMP workers for it, the engine's listener threads), for the CPU one
-        # side takes during the other's turns.
-        before = _threads()
         trainer.start()
         wait_for(lambda: engine_side.last() >= warm, "engine warm-up")
         hold_engine()
@@ -195,26 +205,31 @@ def run_group(arch: str, log_every: int, warm: int, slice_s: float, rounds: int,
                 side, let_go, hold = turns[name]
                 time.sleep(0.2)  # the other side's last records written before this turn starts
                 others = tids["cockpit" if name == "bare" else "bare"]
-                cpu_before = _thread_cpu(others)
+                span_began, cpu_before = time.perf_counter(), _thread_cpu(others)
                 let_go()
                 began = time.perf_counter()
                 time.sleep(slice_s)
                 while len(side.between(began + interleave.SETTLE_S, time.perf_counter())) < 2:
+                    if failed or trainer.state.is_terminal:
+                        raise RuntimeError(f"{name}: {failed[0] if failed else trainer.failure_reason}")
                     if time.perf_counter() - began > 10 * slice_s:
                         raise RuntimeError(f"{name}: fewer than two iterations in a {10 * slice_s:.0f} s turn")
                     time.sleep(0.05)
                 ended = time.perf_counter()
                 hold()
-                other_cpu = _thread_cpu(others) - cpu_before
+                other_cpu, span = _thread_cpu(others) - cpu_before, time.perf_counter() - span_began
                 (i0, t0), *_, (i1, t1) = side.between(began + interleave.SETTLE_S, ended)
-                slices.append(
-                    interleave.Slice(name, round_, t1 - t0, i1 - i0, ended - began, {"other_side_cpu_s": other_cpu}, group)
-                )
+                counters = {"other_side_cpu_s": other_cpu, "other_side_span_s": span}
+                slices.append(interleave.Slice(name, round_, t1 - t0, i1 - i0, ended - began, counters, group))
     finally:
         trainer.close(save=False)
         printer.close()
         devnull.close()
     return {"slices": [asdict(s) for s in slices]}
+
+
+def _share(turns: list[interleave.Slice]) -> float:
+    return sum(s.counters["other_side_cpu_s"] for s in turns) / sum(s.counters["other_side_span_s"] for s in turns)
 
 
 def measure(arch: str, log_every: int, warm: int, slice_s: float, rounds: int, groups: int, tmp: Path) -> dict:
@@ -236,10 +251,10 @@ def measure(arch: str, log_every: int, warm: int, slice_s: float, rounds: int, g
         "iterations_per_side": {name: sum(s.iterations for s in slices if s.side == name) for name in ("bare", "cockpit")},
         "turn_s": slice_s,
         "one_process": True,
-        # CPU the engine's other threads took while the bare loop had its turn (and the
-        # bare loop's thread while the engine had its), as a share of those turns' time.
-        "engine_threads_cpu_share": sum(s.counters["other_side_cpu_s"] for s in bare_turns) / sum(s.turn_s for s in bare_turns),
-        "bare_thread_cpu_share": sum(s.counters["other_side_cpu_s"] for s in engine_turns) / sum(s.turn_s for s in engine_turns),
+        # CPU the engine's threads took while the bare loop had its turn (and the bare
+        # loop's threads while the engine had its), as a share of the span it was counted over.
+        "engine_threads_cpu_share": _share(bare_turns),
+        "bare_thread_cpu_share": _share(engine_turns),
     }
 
 

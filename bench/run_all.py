@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite BENCHMARKS.md with the figures, the date and the machine.
 
-    python bench/run_all.py            # the full set (about 32 minutes on 2 CPU cores)
+    python bench/run_all.py            # the full set (about 35 minutes on 2 CPU cores)
     python bench/run_all.py --quick    # shorter windows and fewer repeats, for development
     python bench/run_all.py --only plot_cost startup   # re-measure these rows, keep the others
     python bench/run_all.py --from-raw # measure nothing: the table and notes again, from the raw results
@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -44,11 +45,31 @@ BENCHMARKS = (
 GPU_SENTENCE = "Not run on a GPU: no GPU machine has been lent yet. `python bench/gpu_check.py` is the one-shot check for that day (overhead vs the bare loop on resnet50-fpn and mobilenet with AMP off/on, the memory pane vs the allocator and NVML, a real CUDA OOM recovered, a 1-process NCCL run); its `--device cpu --quick` form runs in the test suite. Never estimated."
 
 
+TIMEOUT_S = {"engine_overhead": 2400}
+"""Seconds a benchmark may take before it counts as failed (default 1200); row 1 runs six
+processes one after another and takes ~22 minutes."""
+
+
 def run_one(name: str, env: dict[str, str]) -> tuple[dict | None, str, float]:
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py")], cwd=REPO, capture_output=True, text=True, env=env, timeout=1200
-    )
+    limit = TIMEOUT_S.get(name, 1200)
+    # A process group of its own, so a timeout ends the processes the benchmark started too.
+    proc = subprocess.Popen([sys.executable, str(BENCH / f"{name}.py")], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        # SIGINT first: the benchmark's finally blocks thaw and end what it started (frozen
+        # processes, tmux sessions, cgroups), which a SIGKILL would leave behind.
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        # The other rows still run and the file is still written, with this row failed.
+        return None, f"timed out after {limit} s", time.perf_counter() - started
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     seconds = time.perf_counter() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -361,12 +382,19 @@ def main() -> int:
     earlier = None
     if args.only and OUTPUT.exists():
         # The rows not re-measured stay as the last run left them, and the file says which
-        # rows are newer. Not across modes: quick figures never stand beside full ones.
+        # rows are newer. Not across modes or machines: quick figures never stand beside
+        # full ones, nor one machine's beside another's.
         try:
             earlier = read_raw(OUTPUT)
         except SystemExit as error:
             print(f"{error}; writing only the rows measured now", file=sys.stderr)
         if earlier is not None and earlier[2] != args.quick:
+            print(f"{OUTPUT.name} holds {'quick' if earlier[2] else 'full'} figures; writing only the rows measured now",
+                  file=sys.stderr)
+            earlier = None
+        if earlier is not None and earlier[1] != machine():
+            print(f"{OUTPUT.name} was measured on another machine (or torch); writing only the rows measured now",
+                  file=sys.stderr)
             earlier = None
     env = dict(os.environ, COCKPIT_BENCH_QUICK="1" if args.quick else "0")
     # The scripts import ``common`` from bench/ and cockpit from the checkout.
@@ -381,9 +409,11 @@ def main() -> int:
     ok = all(record is not None for record, _, _ in results.values())
     if earlier is not None:
         kept, info, quick, total, written = earlier
-        remeasured = [(date, [n for n in names if n not in results]) for date, names in read_remeasured(OUTPUT)]
-        remeasured = [entry for entry in remeasured if entry[1]] + [(_now(), list(results))]
-        write({**kept, **results}, info, quick, total, written, remeasured)
+        # A row that failed now keeps its earlier figure (the failure is printed above).
+        measured = {name: r for name, r in results.items() if r[0] is not None or name not in kept}
+        remeasured = [(date, [n for n in names if n not in measured]) for date, names in read_remeasured(OUTPUT)]
+        remeasured = [entry for entry in remeasured if entry[1]] + ([(_now(), list(measured))] if measured else [])
+        write({**kept, **measured}, info, quick, total, written, remeasured)
     else:
         write(results, machine(), args.quick, time.perf_counter() - started)
     print(f"wrote {OUTPUT}", file=sys.stderr)
