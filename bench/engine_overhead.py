@@ -55,7 +55,6 @@ from pathlib import Path
 import common
 import interleave
 
-# arch -> (log_every, warm-up iterations, seconds a turn, rounds, processes)
 PLANS = {
     "tiny": (10, 20, 4.0 if common.QUICK else 6.0, 3 if common.QUICK else 8, 1 if common.QUICK else 3),
     # 8 rounds: at 3.5-4 s an iteration a turn holds ~4 iterations, and one epoch-end
@@ -68,7 +67,7 @@ PLANS = {
 
 
 class Marks:
-    """When each logged iteration of one side ended (``time.perf_counter``)."""
+    """When each iteration of one side ended (``time.perf_counter``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
