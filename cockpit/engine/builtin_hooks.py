@@ -87,11 +87,11 @@ class EvalHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """Saves ``last.pt`` at the end of every epoch."""
+    """Saves ``last.pt`` at the end of every epoch, written while the next epoch trains."""
 
     def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
         if epoch < trainer.config.run.epochs:
-            trainer.save_checkpoint(f"end of epoch {epoch}")
+            trainer.save_checkpoint(f"end of epoch {epoch}", background=True)
 
 
 class EvalProbeHook(Hook):

@@ -90,16 +90,24 @@ def _disk_full(path: Path, needed: int, free: int) -> DiskFullError:
     )
 
 
-def save_atomic(state: dict[str, Any], path: Path) -> Path:
-    """Write ``state`` to ``path`` via a temporary file; raises :class:`DiskFullError` (checked
-    before writing, and on ENOSPC while writing) or :class:`CheckpointError`, one line each."""
+def check_room(state: dict[str, Any], path: Path) -> int:
+    """The bytes ``state`` needs at ``path`` (creating its folder); raises :class:`DiskFullError`
+    when they are not free."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     needed = tensor_bytes(state) + SLACK_BYTES
     free = free_bytes(path.parent)
-    # Checked first: torch reports a full disk as "[enforce fail at inline_container.cc] unexpected pos".
     if free < needed:
         raise _disk_full(path, needed, free)
+    return needed
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> Path:
+    """Write ``state`` to ``path`` via a temporary file; raises :class:`DiskFullError` (checked
+    before writing, and on ENOSPC while writing) or :class:`CheckpointError`, one line each."""
+    path = Path(path)
+    # Checked first: torch reports a full disk as "[enforce fail at inline_container.cc] unexpected pos".
+    needed = check_room(state, path)
     try:
         # The codec's one atomic writer: temp file, fsync, os.replace; the temp goes on error.
         with atomic_writer(path) as handle:

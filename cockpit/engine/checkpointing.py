@@ -8,6 +8,7 @@ Only rank 0 writes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +18,24 @@ from cockpit.config import Config, dump_config
 from cockpit.config.loader import config_to_dict
 from cockpit.engine import checkpoint as ckpt
 from cockpit.engine import rundir
+from cockpit.engine.checkpoint_writer import BackgroundWrite
 from cockpit.engine.events import CheckpointSaved, FaultCause, RunWarning, WarningCategory
 from cockpit.engine.live_config import recorded_lr
+from cockpit.engine.recovery import cpu_copy
 
 if TYPE_CHECKING:  # pragma: no cover
     from cockpit.engine.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A background write, with what its ``CheckpointSaved`` will say."""
+
+    write: BackgroundWrite
+    reason: str
+    best: bool
+    iteration: int
+    epoch: int
 
 
 class ResumeError(Exception):
@@ -63,6 +77,10 @@ class Checkpointer:
         """Rank 0's checkpoint state, already loaded and checked before it claimed the run folder."""
         self.error = ""
         """Why the latest checkpoint could not be written (disk full...); empty after a good save."""
+        self._pending: _Pending | None = None
+        """The end-of-epoch checkpoint being written in the background, if any."""
+        self._staging: dict[str, Any] | None = None
+        """The host copy the last background write was made from; the next copy reuses its buffers."""
 
     def state(self) -> dict[str, Any]:
         t = self._trainer
@@ -84,26 +102,79 @@ class Checkpointer:
             "rng": {"torch": torch.get_rng_state()},
         }
 
-    def save(self, reason: str, best: bool = False) -> bool:
-        """Write ``last.pt`` (and ``best.pt``); refuses non-finite weights. Rank 0 only."""
+    def save(self, reason: str, best: bool = False, background: bool = False) -> bool:
+        """Write ``last.pt`` (or ``best.pt``); refuses non-finite weights. Rank 0 only.
+
+        ``background``: copy the state and write the copy on a thread of its own
+        (``engine/checkpoint_writer.py``), for the end-of-epoch checkpoint; the
+        ``CheckpointSaved`` event, or the fault, comes at a later iteration boundary
+        (:meth:`poll`). A save first waits for the write in flight.
+        """
         t = self._trainer
         if not t.is_main:
             return True
+        if (failed := self.finish_pending()) is not None:
+            # Not a fault: the newer save below reports its own failure, if it fails too.
+            self.unwritten(failed, "writing a newer one")
         if not ckpt.all_finite(t.model):
             t.publish(RunWarning("weights are not finite: checkpoint NOT written", iter=t.iteration, category=WarningCategory.CHECKPOINT_REFUSED))
             return False
-        directory = self._run_dir / rundir.CHECKPOINTS
+        path = self._run_dir / rundir.CHECKPOINTS / (rundir.BEST if best else rundir.LAST)
         try:
-            path = ckpt.save_atomic(self.state(), directory / (rundir.BEST if best else rundir.LAST))
+            if background:
+                # Into the previous write's buffers: no fresh allocation (and page faults)
+                # for a copy of the model every epoch.
+                self._staging = cpu_copy(self.state(), self._staging)
+                # A disk already full is told at once, as by a synchronous save.
+                ckpt.check_room(self._staging, path)
+                write = BackgroundWrite(ckpt.save_atomic, self._staging, path)
+                self._pending = _Pending(write, reason, best, t.iteration, t.epoch_number)
+                return True
+            path = ckpt.save_atomic(self.state(), path)
         except ckpt.CheckpointError as error:
-            # A full disk pauses the run (the user frees space and resumes) or stops a
-            # headless one without another write; the previous checkpoint stays as it was.
-            self.error = str(error)
-            t.recovery.fault(self.error, None, FaultCause.CHECKPOINT, save=False)
+            self._failed(error)
             return False
-        self.error = ""
-        t.publish(CheckpointSaved(iter=t.iteration, epoch=t.epoch_number, path=str(path), reason=reason, best=best))
+        self._saved(str(path), reason, best, t.iteration, t.epoch_number)
         return True
+
+    def poll(self) -> None:
+        """At an iteration boundary: report a background write that has ended (a failed one
+        is a fault, as a failed synchronous save is)."""
+        if self._pending is not None and self._pending.write.done():
+            failed = self.finish_pending()
+            if failed is not None:
+                self._failed(failed.write.error)
+
+    def finish_pending(self) -> "_Pending | None":
+        """Wait for the background write in flight, if any: publishes its ``CheckpointSaved``
+        when it was written; returns it when it was not (``.write.error`` says why; the
+        caller reports it)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        pending.write.wait()
+        if pending.write.error is not None:
+            self.error = str(pending.write.error)
+            return pending
+        self._saved(str(pending.write.path), pending.reason, pending.best, pending.iteration, pending.epoch)
+        return None
+
+    def unwritten(self, failed: "_Pending", then: str) -> None:
+        """Warn that a background write failed where no fault should follow (``then``: what happens instead)."""
+        self._trainer.publish(RunWarning(
+            f"checkpoint of iteration {failed.iteration} not written ({failed.write.error}); {then}",
+            iter=failed.iteration, category=WarningCategory.CHECKPOINT_REFUSED,
+        ))
+
+    def _saved(self, path: str, reason: str, best: bool, iteration: int, epoch: int) -> None:
+        self.error = ""
+        self._trainer.publish(CheckpointSaved(iter=iteration, epoch=epoch, path=path, reason=reason, best=best))
+
+    def _failed(self, error: ckpt.CheckpointError) -> None:
+        # A full disk pauses the run (the user frees space and resumes) or stops a
+        # headless one without another write; the previous checkpoint stays as it was.
+        self.error = str(error)
+        self._trainer.recovery.fault(self.error, None, FaultCause.CHECKPOINT, save=False)
 
     def warn_if_disk_nearly_full(self) -> None:
         t = self._trainer

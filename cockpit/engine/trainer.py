@@ -263,8 +263,9 @@ class Trainer:
     def evaluate(self):
         return self.side_jobs.evaluate()
 
-    def save_checkpoint(self, reason: str, best: bool = False) -> bool:
-        return self.checkpoints.save(reason, best=best)
+    def save_checkpoint(self, reason: str, best: bool = False, background: bool = False) -> bool:
+        """See :meth:`Checkpointer.save <cockpit.engine.checkpointing.Checkpointer.save>`."""
+        return self.checkpoints.save(reason, best=best, background=background)
 
     def set_state(self, state: RunState, reason: str = "") -> None:
         previous = self._state
@@ -302,6 +303,10 @@ class Trainer:
         except BaseException as error:  # noqa: BLE001 - the thread reports, never dies silently
             reason = f"{type(error).__name__}: {error}"
             self.publish(RunError(summary=reason, traceback=traceback.format_exc(), iter=self.iteration))
+        # A run that ends without a final save (a stop without saving, a fault) still
+        # waits for the end-of-epoch write in flight, so last.pt is whole when it is over.
+        if (failed := self.checkpoints.finish_pending()) is not None:
+            self.checkpoints.unwritten(failed, "the run ends without it")
         failed = outcome is Outcome.FAILED
         if not failed:
             self.call_hooks("after_train", fatal=False)
@@ -359,6 +364,7 @@ class Trainer:
             self.parts.sampler.set_epoch(self.epoch, start=self.epoch_iter * config.data.batch_size)
             batches = iter(self.parts.train_loader)
             while True:
+                self.checkpoints.poll()
                 if self.control.at_boundary():
                     return self._finish_stopped()
                 if config.run.max_iters and self.iteration >= config.run.max_iters:
