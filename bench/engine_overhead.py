@@ -116,6 +116,11 @@ def run_group(arch: str, log_every: int, warm: int, slice_s: float, rounds: int,
     from cockpit.engine.trainer import Trainer
     from cockpit.runfiles import layout
 
+    from cockpit.engine.host_memory import keep_freed_memory
+
+    # As `cockpit run` does before any thread starts; both sides share the process, so the
+    # bare loop trains under the same allocator settings (cockpit/engine/host_memory.py).
+    keep_freed_memory()
     items = common.overrides(output_dir, arch, 1_000_000) + [f"run.log_every={log_every}"]
     config = load_config(common.SAMPLE, items)
     engine_side, bare_side = Marks(), Marks()

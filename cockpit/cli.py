@@ -226,6 +226,10 @@ def _cmd_run(args) -> int:
     config = _load(args)
     if config is None:
         return EXIT_USAGE
+    from cockpit.engine.host_memory import keep_freed_memory
+
+    # Before any thread: the trainer's (and pre-flight's) allocations then share the one arena.
+    keep_freed_memory()
     headless = args.headless or not sys.stdout.isatty() or rank != "0"
     # The cockpit opens at once and checks the data itself (cockpit/startup.py).
     in_cockpit = not (headless or args.detach)

@@ -159,6 +159,7 @@ def make_val_loader(config: Config, val_set: Any, device: torch.device):
 
 def describe_run(parts: RunParts, config: Config, dist: DistContext) -> dict[str, Any]:
     """The environment block of ``RunStarted``: device, model, world size, global batch."""
+    from cockpit.engine.host_memory import keep_freed_memory
     from cockpit.engine.model import describe_model
 
     environment = describe(parts.device)
@@ -166,4 +167,5 @@ def describe_run(parts: RunParts, config: Config, dist: DistContext) -> dict[str
     environment["world_size"] = dist.world_size
     environment["global_batch"] = config.data.batch_size * dist.world_size
     environment["torch_threads_reason"] = parts.threads_reason
+    environment["host_allocator"] = keep_freed_memory()
     return environment

@@ -58,6 +58,7 @@ from cockpit.engine.events import (
 )
 from cockpit.engine.faults import Injection
 from cockpit.engine.hooks import Hook, StepOutcome
+from cockpit.engine.host_memory import keep_freed_memory
 from cockpit.engine.link import Listener
 from cockpit.engine.live_config import LiveConfig
 from cockpit.engine.recovery import Recovery
@@ -148,6 +149,8 @@ class Trainer:
     def start(self) -> None:
         if self._thread is not None:
             return
+        # Before the thread exists: glibc gives a thread its own arena at its first malloc.
+        keep_freed_memory()
         self._thread = threading.Thread(target=self._run, name="cockpit-trainer", daemon=True)
         self._thread.start()
 

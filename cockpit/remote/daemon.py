@@ -206,6 +206,9 @@ def main(argv: list[str]) -> int:
     if os.fork():
         os._exit(0)
     ready = os.fdopen(ready_fd, "w", encoding="utf-8")
+    from cockpit.engine.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before the socket server's and the trainer's threads
     try:
         with open(request_path, encoding="utf-8") as handle:
             request = DetachRequest(**json.load(handle))
