@@ -21,13 +21,18 @@ from cockpit.engine.checkpoint import CheckpointError
 
 
 class BackgroundWrite:
-    """``write(state, path)`` run on a daemon thread; :attr:`error` says how it failed."""
+    """``write(state, path)`` run on a daemon thread; :attr:`error` says how it failed.
 
-    def __init__(self, write: Callable[[Any, Path], Path], state: Any, path: Path):
+    ``on_done`` is called on that thread once the write has ended, either way.
+    """
+
+    def __init__(self, write: Callable[[Any, Path], Path], state: Any, path: Path,
+                 on_done: Callable[[], None] | None = None):
         self.path = path
         self.error: CheckpointError | None = None
         self._write = write
         self._state = state
+        self._on_done = on_done
         self._thread = threading.Thread(target=self._run, name="cockpit-checkpoint", daemon=True)
         self._thread.start()
 
@@ -38,6 +43,9 @@ class BackgroundWrite:
             self.error = error
         except Exception as error:  # noqa: BLE001 - whatever it is, the trainer must hear of it
             self.error = CheckpointError(f"cannot write {self.path}: {type(error).__name__}: {error}")
+        finally:
+            if self._on_done is not None:
+                self._on_done()
 
     def done(self) -> bool:
         return not self._thread.is_alive()

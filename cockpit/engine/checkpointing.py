@@ -107,8 +107,9 @@ class Checkpointer:
 
         ``background``: copy the state and write the copy on a thread of its own
         (``engine/checkpoint_writer.py``), for the end-of-epoch checkpoint; the
-        ``CheckpointSaved`` event, or the fault, comes at a later iteration boundary
-        (:meth:`poll`). A save first waits for the write in flight.
+        ``CheckpointSaved`` event, or the fault, comes at a later iteration boundary or,
+        in a pause, when the write ends (:meth:`poll`). A save first waits for the write
+        in flight.
         """
         t = self._trainer
         if not t.is_main:
@@ -127,7 +128,7 @@ class Checkpointer:
                 self._staging = cpu_copy(self.state(), self._staging)
                 # A disk already full is told at once, as by a synchronous save.
                 ckpt.check_room(self._staging, path)
-                write = BackgroundWrite(ckpt.save_atomic, self._staging, path)
+                write = BackgroundWrite(ckpt.save_atomic, self._staging, path, on_done=t.control.wake)
                 self._pending = _Pending(write, reason, best, t.iteration, t.epoch_number)
                 return True
             path = ckpt.save_atomic(self.state(), path)

@@ -51,10 +51,17 @@ class Control:
         self.pause_heartbeat = PAUSE_HEARTBEAT_S
         self.exchanges = 0
         """Command exchanges with the other ranks so far (heartbeats during a pause included)."""
+        self._woken = False
 
     def send(self, command: Command) -> None:
         with self._cond:
             self._commands.put((command.priority, next(self._sequence), command))
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Let a paused boundary look round without a command (a background checkpoint ended)."""
+        with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
     # -- the boundary ------------------------------------------------------------------------
@@ -66,12 +73,15 @@ class Control:
             if t.is_main:
                 with self._cond:
                     if t.parts.peers is None:
-                        while self._commands.empty():
+                        while self._commands.empty() and not self._woken:
                             self._cond.wait()
-                    elif self._commands.empty():
+                    elif self._commands.empty() and not self._woken:
                         # The other ranks wait for this rank in the broadcast of _drain; a
                         # "still paused" round now and then keeps their wait from timing out.
                         self._cond.wait(self.pause_heartbeat)
+                    self._woken = False
+                # An end-of-epoch write that ended during the pause is told now, not at resume.
+                t.checkpoints.poll()
             self._drain()
         return self.stop is not None
 

@@ -308,8 +308,8 @@ class Trainer:
             self.publish(RunError(summary=reason, traceback=traceback.format_exc(), iter=self.iteration))
         # A run that ends without a final save (a stop without saving, a fault) still
         # waits for the end-of-epoch write in flight, so last.pt is whole when it is over.
-        if (failed := self.checkpoints.finish_pending()) is not None:
-            self.checkpoints.unwritten(failed, "the run ends without it")
+        if (unwritten := self.checkpoints.finish_pending()) is not None:
+            self.checkpoints.unwritten(unwritten, "the run ends without it")
         failed = outcome is Outcome.FAILED
         if not failed:
             self.call_hooks("after_train", fatal=False)

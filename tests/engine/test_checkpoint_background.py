@@ -149,3 +149,37 @@ def test_a_save_while_a_write_is_in_flight_waits_for_it_and_a_failed_one_is_only
     assert saved.reason == "stop (user)" and saved.iter == EPOCH
     assert torch.load(last_pt(trainer), weights_only=True)["iteration"] == EPOCH
     assert isinstance(finished, RunFinished)
+
+
+def test_a_write_that_ends_during_a_pause_is_told_then_not_at_resume(sample_config, monkeypatch):
+    from cockpit.engine.commands import Pause
+
+    real_write = ckpt.save_atomic
+    holder: dict = {}
+
+    def write_once_paused(state, path):
+        # Written only once the run is paused, so only the paused boundary can report it.
+        trainer = holder["trainer"]
+        for _ in range(6000):
+            if trainer.state is RunState.PAUSED:
+                break
+            threading.Event().wait(0.01)
+        return real_write(state, path)
+
+    monkeypatch.setattr(ckpt, "save_atomic", write_once_paused)
+
+    class PauseAtEpochEnd(Hook):
+        def after_epoch(self, trainer, epoch):
+            trainer.send(Pause(reason="test"))
+
+    trainer = Trainer(sample_config("run.max_iters=40"), hooks=[PauseAtEpochEnd()])
+    holder["trainer"] = trainer
+    events = Recorder()
+    trainer.subscribe(events)
+    trainer.start()
+    try:
+        saved = events.wait_for(lambda e: isinstance(e, CheckpointSaved), timeout=60)
+        assert (saved.iter, saved.reason) == (EPOCH, "end of epoch 1")
+        assert trainer.state is RunState.PAUSED and trainer.iteration == EPOCH
+    finally:
+        trainer.close(save=False)
