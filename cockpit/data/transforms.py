@@ -247,11 +247,15 @@ def apply_transform(transform: Callable | None, image: Any, target: dict[str, An
     if not isinstance(out_image, torch.Tensor):  # a transform without ToImage handed PIL back
         out_image = _to_image(out_image)
     keep = out_target["labels"]
+    if keep is not wrapped["labels"]:
+        # Rows were dropped (boxes the augmentation made degenerate): the same rows go here.
+        # Handed back untouched -- the usual case -- it needs no indexing.
+        labels, area, iscrowd = labels[keep], area[keep], iscrowd[keep]
     out_image = F.to_dtype(out_image, torch.float32, scale=True) if out_image.dtype != torch.float32 else out_image
     return out_image.as_subclass(torch.Tensor), {
         "boxes": out_target["boxes"].as_subclass(torch.Tensor).to(torch.float32).reshape(-1, 4),
-        "labels": labels[keep],
+        "labels": labels,
         "image_id": int(target.get("image_id", 0)),
-        "area": area[keep],
-        "iscrowd": iscrowd[keep],
+        "area": area,
+        "iscrowd": iscrowd,
     }

@@ -108,12 +108,13 @@ def train_step(
     if amp:
         scaler.unscale_(optimizer)
     grad_norm = grad_total_norm(parameters, grad_clip).detach().float().reshape(1).to(summed.device)
+    losses, labels, norm = _to_host(names, summed, grad_norm, telemetry, peers)
+    loss = sum(losses.values())
     # Under AMP an infinite gradient is routine (the scaler skips that step and lowers its
     # scale); only the losses decide. Without AMP an infinite gradient is a real fault.
-    ok = torch.isfinite(summed).all() if amp else torch.isfinite(summed).all() & torch.isfinite(grad_norm).all()
-    losses, labels, norm, any_bad = _to_host(names, summed, grad_norm, ok, telemetry, peers)
-    loss = sum(losses.values())
-    finite = not any_bad and math.isfinite(loss) and (amp or math.isfinite(norm))
+    # Judged on the host, once the numbers are there anyway; with peers they are averaged
+    # over ranks, and a NaN or Inf on any rank makes the average NaN or Inf on every rank.
+    finite = math.isfinite(loss) and (amp or math.isfinite(norm))
     if finite:
         scaler.step(optimizer)
         scaler.update()
@@ -165,15 +166,14 @@ def _forward(model, scaler, images, targets, *, accumulation, amp, device_type, 
     return names or [], summed, held_back
 
 
-def _to_host(names, summed, grad_norm, ok, telemetry, peers):
-    """(losses, label-assignment numbers, grad norm, any rank non-finite) in one transfer."""
+def _to_host(names, summed, grad_norm, telemetry, peers):
+    """(losses, label-assignment numbers, grad norm) in one transfer."""
     counts, host = telemetry.take(summed.device) if telemetry is not None else (summed.new_zeros(0), {})
     if peers is not None and telemetry is not None:
         # Averaged over ranks below, like the counts, so every ratio is the global one.
         counts = torch.cat([counts, torch.tensor(list(host.values()), device=counts.device)])
-    vector = torch.cat([summed, counts, grad_norm, (~ok).float().reshape(1)])
+    vector = torch.cat([summed, counts, grad_norm])
     if peers is not None:
-        # Averaged over ranks, the last element is > 0 when any rank saw a non-finite value.
         vector = peers.mean(vector)
     # The one host-device sync of the iteration: the finiteness check has to happen before
     # optimizer.step() (a NaN step would poison the weights), and the same transfer brings
@@ -186,4 +186,4 @@ def _to_host(names, summed, grad_norm, ok, telemetry, peers):
         if peers is not None:
             host = dict(zip(host, values[n_losses + len(COUNTS) : n_losses + len(COUNTS) + len(host)]))
         labels = summarize(values[n_losses : n_losses + len(COUNTS)], host)
-    return losses, labels, values[-2], values[-1] != 0
+    return losses, labels, values[-1]
