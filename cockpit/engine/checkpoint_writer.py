@@ -33,22 +33,29 @@ class BackgroundWrite:
         self._write = write
         self._state = state
         self._on_done = on_done
+        self._ended = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cockpit-checkpoint", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        # Failed until the write returns: even an exception no handler below expects
+        # (a KeyboardInterrupt) must not read as a checkpoint written.
+        self.error = CheckpointError(f"cannot write {self.path}: the write was interrupted")
         try:
             self.path = self._write(self._state, self.path)
+            self.error = None
         except CheckpointError as error:
             self.error = error
         except Exception as error:  # noqa: BLE001 - whatever it is, the trainer must hear of it
             self.error = CheckpointError(f"cannot write {self.path}: {type(error).__name__}: {error}")
         finally:
+            # Set before on_done: whoever it wakes finds the write done, not still winding down.
+            self._ended.set()
             if self._on_done is not None:
                 self._on_done()
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        return self._ended.is_set()
 
     def wait(self) -> None:
         self._thread.join()

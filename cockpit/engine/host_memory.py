@@ -4,17 +4,20 @@ Every CPU iteration allocates and frees the same tensors (activations, gradients
 glibc's defaults the freed memory often goes back to the kernel -- a block above the
 dynamic mmap threshold is unmapped, the free top of a heap is trimmed, and a thread's
 own arena drops whole 64 MB heaps -- and the next iteration takes it back one 4 KB page
-fault at a time. Measured on the `tiny` sample (2 cores, bench/notes.md): the trainer
-thread and its OpenMP worker took ~4,600 minor page faults an iteration (~18 MB touched
-afresh), and a bare loop in the same process, in a thread with a luckier arena, ~1,200:
-the two sides of a benchmark differed by 5% for that alone. With one arena, no trimming
-below 1 GiB and a fixed 32 MB mmap threshold, both took fewer than 10 and trained 3-4%
-faster.
+fault at a time. Measured on the `tiny` sample (2 cores, bench/notes.md): in row 1's
+process the trainer thread and its OpenMP worker took ~4,600 minor page faults an
+iteration (~18 MB touched afresh) and the bare loop's thread, with a luckier arena,
+~1,200: the two sides differed by 5% for that alone; with these settings both took
+about 10 and trained 3-4% faster. A thread training the tiny model alone
+(``tests/unit/test_host_memory.py``, one torch thread) takes ~7,000 with glibc's
+defaults and ~160 with these.
 
 What it costs: the process keeps up to 1 GiB of freed heap instead of returning it (a
-block of 32 MB or more is still mapped and unmapped on its own), and every thread shares
-one arena's lock, which a training process -- one thread allocating tensors -- does not
-contend. PyTorch's CPU performance guide makes the same trade with jemalloc or tcmalloc.
+block of 32 MB or more is still mapped and unmapped on its own), and so may each
+DataLoader worker, which is forked with these settings. Every thread -- the trainer, its
+OpenMP workers, the cockpit's own -- takes the one arena's lock; on 2 cores no
+contention showed (measured there only). PyTorch's CPU performance guide makes the same
+trade with jemalloc or tcmalloc.
 
 Applied once per process when a trainer starts; left alone when the process runs another
 allocator (``LD_PRELOAD``), when the user set glibc's own ``MALLOC_*`` variables or
@@ -80,6 +83,13 @@ def _apply() -> str:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # mallopt answers 1 when it took a value; musl's stub answers 0 to everything.
-    if not all(mallopt(param, value) == 1 for param, value in SETTINGS.items()):
+    took = {param: mallopt(param, value) == 1 for param, value in SETTINGS.items()}
+    described = {M_ARENA_MAX: "1 arena", M_TRIM_THRESHOLD: f"trim above {TRIM_THRESHOLD >> 20} MB",
+                 M_MMAP_THRESHOLD: f"mmap from {MMAP_THRESHOLD >> 20} MB"}
+    if all(took.values()):
+        return f"glibc, freed memory kept ({', '.join(described.values())})"
+    if not any(took.values()):
         return "system default (mallopt refused: not glibc)"
-    return f"glibc, freed memory kept (1 arena, trim above {TRIM_THRESHOLD >> 20} MB, mmap from {MMAP_THRESHOLD >> 20} MB)"
+    kept = ", ".join(described[param] for param, ok in took.items() if ok)
+    refused = ", ".join(described[param] for param, ok in took.items() if not ok)
+    return f"glibc, freed memory kept in part ({kept}; refused: {refused})"

@@ -183,3 +183,33 @@ def test_a_write_that_ends_during_a_pause_is_told_then_not_at_resume(sample_conf
         assert trainer.state is RunState.PAUSED and trainer.iteration == EPOCH
     finally:
         trainer.close(save=False)
+
+
+def test_a_best_pt_save_does_not_stand_in_for_a_failed_last_pt(sample_config, monkeypatch):
+    fail_in_the_writer_thread(monkeypatch)
+    release = threading.Event()
+    real_write = ckpt.save_atomic
+
+    def held_write(state, path):
+        release.wait(60)
+        return real_write(state, path)
+
+    real_wait = checkpoint_writer.BackgroundWrite.wait
+
+    def wait(self):
+        release.set()
+        real_wait(self)
+
+    monkeypatch.setattr(ckpt, "save_atomic", held_write)
+    monkeypatch.setattr(checkpoint_writer.BackgroundWrite, "wait", wait)
+
+    class BestAtEpochEnd(Hook):
+        def after_epoch(self, trainer, epoch):
+            trainer.save_checkpoint("best AP (test)", best=True)
+
+    trainer = Trainer(sample_config("run.max_iters=40"), headless=True, hooks=[BestAtEpochEnd()])
+    events, finished = run_until_finished(trainer)
+    assert finished.outcome == "failed"
+    assert finished.reason.startswith("no space left on device writing checkpoints/last.pt")
+    assert not [w for w in events.of(RunWarning) if "writing a newer one" in w.message]
+    assert [(e.iter, e.best) for e in events.of(CheckpointSaved)] == [(EPOCH, True)]

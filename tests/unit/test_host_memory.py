@@ -62,7 +62,8 @@ FAULTS = textwrap.dedent(f"""
 
 
 def faults_per_iteration(mode: str, **env: str) -> tuple[float, list[str]]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "COCKPIT_MALLOC")}
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "COCKPIT_MALLOC", "GLIBC_TUNABLES")}
     done = subprocess.run([sys.executable, "-c", FAULTS, mode], cwd=REPO, capture_output=True, text=True,
                           env=environ | {"OMP_NUM_THREADS": "1"} | env, timeout=300)
     assert done.returncode == 0, done.stderr
