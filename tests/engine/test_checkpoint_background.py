@@ -42,6 +42,26 @@ def fail_in_the_writer_thread(monkeypatch) -> None:
     monkeypatch.setattr(ckpt.torch, "save", save)
 
 
+def hold_writes_until_waited(monkeypatch) -> None:
+    """A background write starts only once someone waits for it: no boundary's poll can
+    collect it first."""
+    release = threading.Event()
+    real_write = ckpt.save_atomic
+
+    def held_write(state, path):
+        release.wait(60)
+        return real_write(state, path)
+
+    real_wait = checkpoint_writer.BackgroundWrite.wait
+
+    def wait(self):
+        release.set()
+        real_wait(self)
+
+    monkeypatch.setattr(ckpt, "save_atomic", held_write)
+    monkeypatch.setattr(checkpoint_writer.BackgroundWrite, "wait", wait)
+
+
 def last_pt(trainer: Trainer):
     return trainer.run_dir / rundir.CHECKPOINTS / rundir.LAST
 
@@ -117,22 +137,8 @@ def test_a_failed_background_write_stops_a_headless_run(sample_config, monkeypat
 
 def test_a_save_while_a_write_is_in_flight_waits_for_it_and_a_failed_one_is_only_a_warning(sample_config, monkeypatch):
     fail_in_the_writer_thread(monkeypatch)
-    # The write is held until someone waits for it, so only the stop's save can collect it.
-    release = threading.Event()
-    real_write = ckpt.save_atomic
-
-    def held_write(state, path):
-        release.wait(60)
-        return real_write(state, path)
-
-    real_wait = checkpoint_writer.BackgroundWrite.wait
-
-    def wait(self):
-        release.set()
-        real_wait(self)
-
-    monkeypatch.setattr(ckpt, "save_atomic", held_write)
-    monkeypatch.setattr(checkpoint_writer.BackgroundWrite, "wait", wait)
+    # Only the stop's save can collect the write.
+    hold_writes_until_waited(monkeypatch)
 
     class StopAtEpochEnd(Hook):
         def after_epoch(self, trainer, epoch):
@@ -187,21 +193,7 @@ def test_a_write_that_ends_during_a_pause_is_told_then_not_at_resume(sample_conf
 
 def test_a_best_pt_save_does_not_stand_in_for_a_failed_last_pt(sample_config, monkeypatch):
     fail_in_the_writer_thread(monkeypatch)
-    release = threading.Event()
-    real_write = ckpt.save_atomic
-
-    def held_write(state, path):
-        release.wait(60)
-        return real_write(state, path)
-
-    real_wait = checkpoint_writer.BackgroundWrite.wait
-
-    def wait(self):
-        release.set()
-        real_wait(self)
-
-    monkeypatch.setattr(ckpt, "save_atomic", held_write)
-    monkeypatch.setattr(checkpoint_writer.BackgroundWrite, "wait", wait)
+    hold_writes_until_waited(monkeypatch)
 
     class BestAtEpochEnd(Hook):
         def after_epoch(self, trainer, epoch):
