@@ -55,9 +55,9 @@ class AssignmentTelemetry:
     The recording pieces only keep references to tensors torchvision computed anyway (the
     sampled masks, the GT boxes, each GT box's best anchor IoU, the sampled RoIs' labels
     and predicted classes), none of which carries a gradient; :meth:`take` counts them
-    all at once. Counting per image and
-    per call, as the pieces arrive, took ~150 tiny tensor ops a step -- about 1% of a
-    `tiny` iteration on 2 CPU cores (bench/notes.md); counting once per step takes ~30.
+    all at once. Counting per image and per call, as the pieces arrive, took ~150 tiny
+    tensor ops a step -- about 1% of a `tiny` iteration on 2 CPU cores (bench/notes.md);
+    counting once per step takes ~30.
     """
 
     def __init__(self) -> None:

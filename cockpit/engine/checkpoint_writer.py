@@ -29,7 +29,9 @@ class BackgroundWrite:
     def __init__(self, write: Callable[[Any, Path], Path], state: Any, path: Path,
                  on_done: Callable[[], None] | None = None):
         self.path = path
-        self.error: CheckpointError | None = None
+        # Failed until the write returns: even an exception no handler below expects
+        # (a KeyboardInterrupt) must not read as a checkpoint written.
+        self.error: CheckpointError | None = CheckpointError(f"cannot write {path}: the write was interrupted")
         self._write = write
         self._state = state
         self._on_done = on_done
@@ -38,9 +40,6 @@ class BackgroundWrite:
         self._thread.start()
 
     def _run(self) -> None:
-        # Failed until the write returns: even an exception no handler below expects
-        # (a KeyboardInterrupt) must not read as a checkpoint written.
-        self.error = CheckpointError(f"cannot write {self.path}: the write was interrupted")
         try:
             self.path = self._write(self._state, self.path)
             self.error = None

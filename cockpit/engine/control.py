@@ -66,8 +66,13 @@ class Control:
 
     # -- the boundary ------------------------------------------------------------------------
     def at_boundary(self) -> bool:
-        """Apply queued commands; block while paused. True when the run must stop."""
+        """Apply queued commands; block while paused. True when the run must stop.
+
+        An end-of-epoch checkpoint written in the background that has ended is reported
+        here first, and again while paused (a failed write pauses or stops the run).
+        """
         t = self._trainer
+        t.checkpoints.poll()
         self._drain()
         while t.state is RunState.PAUSED and self.stop is None:
             if t.is_main:
@@ -80,7 +85,7 @@ class Control:
                         # "still paused" round now and then keeps their wait from timing out.
                         self._cond.wait(self.pause_heartbeat)
                     self._woken = False
-                # An end-of-epoch write that ended during the pause is told now, not at resume.
+                # A write that ended during the pause is told now, not at resume.
                 t.checkpoints.poll()
             self._drain()
         return self.stop is not None

@@ -367,7 +367,6 @@ class Trainer:
             self.parts.sampler.set_epoch(self.epoch, start=self.epoch_iter * config.data.batch_size)
             batches = iter(self.parts.train_loader)
             while True:
-                self.checkpoints.poll()
                 if self.control.at_boundary():
                     return self._finish_stopped()
                 if config.run.max_iters and self.iteration >= config.run.max_iters:
