@@ -21,6 +21,7 @@ from cockpit.engine import rundir
 from cockpit.engine.checkpoint_writer import BackgroundWrite
 from cockpit.engine.events import CheckpointSaved, FaultCause, RunWarning, WarningCategory
 from cockpit.engine.live_config import recorded_lr
+from cockpit.engine.optimizer import load_optimizer_state
 from cockpit.engine.recovery import cpu_copy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -203,7 +204,7 @@ class Checkpointer:
             raise ckpt.CheckpointError(f"{path} does not fit this model (arch or classes changed?): {error}") from None
         if "optimizer" in state:
             try:
-                t.optimizer.load_state_dict(state["optimizer"])
+                load_optimizer_state(t.optimizer, state["optimizer"])
             except (ValueError, KeyError) as error:  # other parameter groups (e.g. --norm-weight-decay)
                 t.publish(RunWarning(f"optimizer state not loaded ({error}); momentum starts afresh", iter=0, category=WarningCategory.FOREIGN_CHECKPOINT))
         if state.get("scaler"):

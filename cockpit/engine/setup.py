@@ -19,6 +19,7 @@ from cockpit.engine import distributed
 from cockpit.engine.cpu import apply_threads
 from cockpit.engine.distributed import DistContext
 from cockpit.engine.environment import describe, resolve_device
+from cockpit.engine.optimizer import build_optimizer
 
 
 class SetupRefused(Exception):
@@ -86,9 +87,7 @@ def build_parts(config: Config, dist: DistContext, preflight: dict | None = None
     model = build_model(config).to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
-    )
+    optimizer = build_optimizer(params, config, device)
     amp = config.optim.amp and device.type == "cuda"
     return RunParts(
         device=device,
@@ -168,4 +167,5 @@ def describe_run(parts: RunParts, config: Config, dist: DistContext) -> dict[str
     environment["global_batch"] = config.data.batch_size * dist.world_size
     environment["torch_threads_reason"] = parts.threads_reason
     environment["host_allocator"] = keep_freed_memory()
+    environment["optimizer"] = "SGD, fused kernel" if parts.optimizer.param_groups[0].get("fused") else "SGD"
     return environment

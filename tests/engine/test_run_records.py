@@ -48,6 +48,7 @@ def test_run_threads_is_applied_at_start_and_each_record_carries_the_cpu_load(sa
     started = next(e for e in lines if e["kind"] == "run_started")
     assert started["environment"]["torch_threads"] == 1
     assert started["environment"]["torch_threads_reason"] == "run.threads = 1"
+    assert started["environment"]["optimizer"] == "SGD, fused kernel"
     records = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     assert [r["iter"] for r in train] == [2, 4]

@@ -8,6 +8,7 @@ import torch
 
 from cockpit.data.loader import build_dataset
 from cockpit.engine.model import build_model
+from cockpit.engine.optimizer import build_optimizer
 from cockpit.engine.step import train_step
 
 
@@ -30,7 +31,7 @@ def changed(before, model):
 def test_a_finite_step_updates_the_weights(sample_config):
     config = sample_config()
     model = build_model(config).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    optimizer = build_optimizer(model.parameters(), config, torch.device("cpu"))
     before = weights(model)
     result = step(model, optimizer, config)
     assert result.finite and math.isfinite(result.grad_norm) and result.grad_norm > 0
@@ -40,7 +41,7 @@ def test_a_finite_step_updates_the_weights(sample_config):
 def test_an_infinite_gradient_with_finite_losses_skips_the_update_without_amp(sample_config):
     config = sample_config()
     model = build_model(config).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    optimizer = build_optimizer(model.parameters(), config, torch.device("cpu"))
     head = model.roi_heads.box_predictor.cls_score.weight
     head.register_hook(lambda grad: grad * math.inf)
     before = weights(model)
@@ -56,7 +57,7 @@ def test_an_infinite_gradient_with_finite_losses_skips_the_update_without_amp(sa
 def test_a_nan_loss_term_skips_the_update(sample_config):
     config = sample_config()
     model = build_model(config).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    optimizer = build_optimizer(model.parameters(), config, torch.device("cpu"))
     before = weights(model)
     result = step(model, optimizer, config, poison=True)
     assert math.isnan(result.losses["loss_classifier"]) and not result.finite
