@@ -36,9 +36,21 @@ class LiveProbabilities:
         # share_memory_ so that forked/spawned workers read the value the main process
         # writes, instead of a copy frozen when the worker started.
         self.values = torch.tensor([float(hflip), float(photometric)], dtype=torch.float64).share_memory_()
+        # A numpy view of the same shared memory: the transforms read ``p`` six times a
+        # sample, and indexing the tensor (a new view each time) cost ~4 us a read.
+        self._view = self.values.numpy()
+
+    def __getstate__(self) -> dict:
+        # Pickled for spawned workers: the tensor travels as a shared-memory handle; a
+        # pickled numpy view would arrive as a private copy, blind to later changes.
+        return {"values": self.values}
+
+    def __setstate__(self, state: dict) -> None:
+        self.values = state["values"]
+        self._view = self.values.numpy()
 
     def get(self, name: str) -> float:
-        return float(self.values[self._SLOTS[name]])
+        return float(self._view[self._SLOTS[name]])
 
     def set(self, name: str, value: float) -> None:
         if not 0.0 <= float(value) <= 1.0:

@@ -1,5 +1,6 @@
 """v2 transforms keep boxes in sync with the image; live augmentation probabilities."""
 
+import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -74,9 +75,16 @@ class _FlipProbe(Dataset):
         return target["boxes"][0, 0].item() > 0
 
 
-def test_live_probability_reaches_running_worker():
+def _first(batch):
+    return batch[0]
+
+
+# spawn: the probabilities reach the worker pickled (a shared-memory handle), not forked.
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_live_probability_reaches_running_worker(start):
     tf = train_transform(AugmentSection(hflip=0.0, photometric=0.0))
-    loader = DataLoader(_FlipProbe(tf), batch_size=1, num_workers=1, prefetch_factor=2, collate_fn=lambda b: b[0])
+    loader = DataLoader(_FlipProbe(tf), batch_size=1, num_workers=1, prefetch_factor=2, collate_fn=_first,
+                        multiprocessing_context=start)
     it = iter(loader)
     first = next(it)
     # Indices 0-2 were requested before this change; 3-5 are requested after it.
