@@ -3,10 +3,14 @@
 Row 1 of BENCHMARKS.md compares whole processes, and on this VM fresh processes differ by
 a few percent. Each extra timed here runs on the same model and batch in one process, so
 that spread does not enter. The script prints the median of each as one JSON line:
-- a training step (forward, backward, SGD step; one batch of the sample);
+- a training step (forward, backward, SGD step; one batch of the sample) with the engine's
+  SGD (torch's fused kernel on a CPU, ``cockpit/engine/optimizer.py``);
+- the SGD step alone, on the fused kernel and on torch's default (what the lesson's loop
+  and bench/bare_loop.py use), with the same gradients;
 - the grad norm cockpit takes every step;
 - the NaN-rewind snapshot (every ``SNAPSHOT_EVERY`` steps);
-- the checkpoint saved at each epoch end (an epoch of the sample's train split);
+- the training thread's part of the checkpoint at each epoch end (an epoch of the sample's
+  train split): the finiteness check and the host copy; the write runs on its own thread;
 - the eval-mode probe (``EvalProbeHook``'s images, at its interval).
 
 Each extra is also given as a share of the steps between two of its runs. Not part of
@@ -19,9 +23,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Callable
 
 import common
@@ -41,8 +43,9 @@ def measure(arch: str) -> dict:
     from cockpit.config.loader import load_config
     from cockpit.data.loader import build_dataset, collate_fn
     from cockpit.engine.builtin_hooks import EvalProbeHook
-    from cockpit.engine.checkpoint import all_finite, save_atomic
+    from cockpit.engine.checkpoint import all_finite
     from cockpit.engine.model import build_model
+    from cockpit.engine.optimizer import build_optimizer
     from cockpit.engine.recovery import SNAPSHOT_EVERY, cpu_copy
     from cockpit.engine.step import grad_total_norm
 
@@ -54,7 +57,10 @@ def measure(arch: str) -> dict:
     epoch_iters = -(-len(dataset) // batch)
     probe_hook = EvalProbeHook()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.005, momentum=0.9, weight_decay=5e-4)
+    optimizer = build_optimizer(params, config, torch.device("cpu"))
+    default_sgd = torch.optim.SGD(
+        params, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
+    )
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -72,10 +78,12 @@ def measure(arch: str) -> dict:
             model(list(images[: probe_hook.images]))
         model.train()
 
-    def save_checkpoint(path: Path) -> None:
-        # What CheckpointManager.save does to the model's and optimizer's state.
+    staging: list = [None]
+
+    def checkpoint_copy() -> None:
+        # What Checkpointer.save(background=True) does on the training thread.
         if all_finite(model):
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+            staging[0] = cpu_copy({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, staging[0])
 
     step()  # warm-up: allocator, optimizer state
     take_snapshot()
@@ -84,8 +92,14 @@ def measure(arch: str) -> dict:
     step_s = median_seconds(step, 3 if slow else 15)
     norm_s = median_seconds(lambda: grad_total_norm(params, 0.0).item(), 10)
     snapshot_s = median_seconds(take_snapshot, 5)
-    with tempfile.TemporaryDirectory(prefix="step-extras-") as tmp:
-        checkpoint_s = median_seconds(lambda: save_checkpoint(Path(tmp) / "last.pt"), 3)
+    checkpoint_s = median_seconds(checkpoint_copy, 5)
+    # Both kernels on the gradients the last step left; a learning rate of 0 keeps the
+    # weights where they are, and momentum buffers do not change what a step costs.
+    for group in optimizer.param_groups + default_sgd.param_groups:
+        group["lr"] = 0.0
+    default_sgd.step()
+    fused_s = median_seconds(optimizer.step, 50)
+    default_s = median_seconds(default_sgd.step, 50)
     probe_s = median_seconds(probe, 3)
     extras = {
         "grad_norm": (norm_s, 1),
@@ -98,6 +112,8 @@ def measure(arch: str) -> dict:
         "arch": arch,
         "threads": torch.get_num_threads(),
         "step_ms": 1000 * step_s,
+        "sgd_step_ms": {"fused": 1000 * fused_s, "default": 1000 * default_s},
+        "fused": bool(optimizer.param_groups[0]["fused"]),
         "extras": {
             name: {"ms": 1000 * seconds, "every_iters": every, "share": seconds / (every * step_s)}
             for name, (seconds, every) in extras.items()
