@@ -21,7 +21,7 @@ from cockpit.engine import rundir
 from cockpit.engine.checkpoint_writer import BackgroundWrite
 from cockpit.engine.events import CheckpointSaved, FaultCause, RunWarning, WarningCategory
 from cockpit.engine.live_config import recorded_lr
-from cockpit.engine.optimizer import load_optimizer_state
+from cockpit.engine.optimizer import load_optimizer_state, portable_state
 from cockpit.engine.recovery import cpu_copy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +90,7 @@ class Checkpointer:
         config = t.config
         return {
             "model": t.model.state_dict(),
-            "optimizer": t.optimizer.state_dict(),
+            "optimizer": portable_state(t.optimizer),
             "lr_scheduler": t.live.schedule.state_dict(),
             "scaler": t.parts.scaler.state_dict(),
             "epoch": t.epoch,

@@ -111,10 +111,7 @@ class LiveConfig:
             self._write_groups(lr)
             self._publish(LRChanged(iter=iteration, lr=lr, previous=previous, source=LRSource.USER))
         self.config = new_config
-        if self._optimizer is not None:
-            for group in self._optimizer.param_groups:
-                group["momentum"] = new_config.optim.momentum
-                group["weight_decay"] = new_config.optim.weight_decay
+        self._write_hyperparameters()
         self._record(iteration, before)
 
     def follow_schedule(self, iteration: int, epoch: int, announce: bool) -> None:
@@ -143,10 +140,16 @@ class LiveConfig:
         self.config = self.config.copy_with({"optim.lr": self.schedule.base_lr})
         # Continue exactly where the run's LR was, also when the user had moved it.
         self._write_groups(self.schedule.lr(max(iteration, 1), epoch))
+        # The checkpoint's groups carry the momentum and weight decay of their run; this
+        # run's config (its --set included) is what effective.toml says it trains with.
+        self._write_hyperparameters()
 
     def keep_lr(self, lr: float) -> None:
-        """Put the param groups back on ``lr`` after loading an older optimizer state."""
+        """After loading an older optimizer state (a NaN rewind): the param groups back on
+        ``lr`` and on the live config's momentum and weight decay, which may have changed
+        since that state was taken."""
         self._write_groups(lr)
+        self._write_hyperparameters()
 
     def set_grad_clip(self, grad_clip: float, iteration: int) -> None:
         before = self.config
@@ -154,6 +157,12 @@ class LiveConfig:
         self._record(iteration, before)
 
     # -- internals -------------------------------------------------------------------------
+    def _write_hyperparameters(self) -> None:
+        if self._optimizer is not None:
+            for group in self._optimizer.param_groups:
+                group["momentum"] = self.config.optim.momentum
+                group["weight_decay"] = self.config.optim.weight_decay
+
     def _write_groups(self, lr: float) -> None:
         if self._optimizer is not None:
             for group in self._optimizer.param_groups:

@@ -3,10 +3,17 @@
 The update is the one ``torch.optim.SGD`` always makes (weight decay, momentum, step);
 only the kernel differs. On a CPU, torch's default is a Python loop over the parameters,
 three or four ops each; the fused kernel does all of it in one pass per parameter:
-0.39 against 0.99 ms a step for the ``tiny`` model's 35 tensors on this project's 2-core
-machine (bench/notes.md). The results agree to float rounding (about 1e-8 after five
-steps), not bit for bit. Under AMP the grad scaler hands the fused kernel its
-``found_inf`` flag, so a step with an infinite gradient is still skipped.
+0.38 against 0.96 ms a step for the ``tiny`` model's 35 tensors, 7.6 against 29 ms for
+``fasterrcnn_mobilenet_v3_large_320_fpn``, on this project's 2-core machine
+(``bench/step_extras.py``). The results agree to float rounding (about 1e-8 after five
+steps), not bit for bit.
+
+Not under AMP: there the grad scaler hands a fused optimizer its ``found_inf`` flag and
+lets the kernel skip an overflowing step, and on the first step with momentum torch's
+``_fused_sgd`` creates the momentum buffers with ``empty_like`` before a kernel that then
+returns at once -- the buffers keep whatever memory they got, and every later update
+carries it. An overflow on the first fp16 step is routine, so AMP runs keep the default
+kernel, which the scaler skips whole.
 """
 
 from __future__ import annotations
@@ -20,15 +27,19 @@ from cockpit.config import Config
 
 def fused_available(device: torch.device, params: list[torch.Tensor]) -> bool:
     """True where torch has a fused SGD kernel for these parameters (float, on a supported device)."""
-    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-
+    try:  # torch's own list, private: a torch without it gets the default kernel
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:
+        return False
     return bool(params) and all(
         p.device.type == device.type and p.is_floating_point() for p in params
     ) and device.type in _get_fused_kernels_supported_devices()
 
 
-def build_optimizer(params: Iterable[torch.Tensor], config: Config, device: torch.device) -> torch.optim.SGD:
-    """SGD with the config's LR, momentum and weight decay."""
+def build_optimizer(
+    params: Iterable[torch.Tensor], config: Config, device: torch.device, *, amp: bool = False
+) -> torch.optim.SGD:
+    """SGD with the config's LR, momentum and weight decay; fused unless ``amp`` (see above)."""
     params = list(params)
     optim = config.optim
     return torch.optim.SGD(
@@ -36,8 +47,19 @@ def build_optimizer(params: Iterable[torch.Tensor], config: Config, device: torc
         lr=optim.lr,
         momentum=optim.momentum,
         weight_decay=optim.weight_decay,
-        fused=fused_available(device, params) or None,
+        fused=(not amp and fused_available(device, params)) or None,
     )
+
+
+def portable_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """``optimizer.state_dict()`` with the kernel flags left to whoever loads it.
+
+    A checkpoint is also read by torchvision's reference scripts (``--resume``), whose
+    ``load_state_dict`` would otherwise switch their SGD to this run's kernel.
+    """
+    state = optimizer.state_dict()
+    state["param_groups"] = [{**group, "fused": None, "foreach": None} for group in state["param_groups"]]
+    return state
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:

@@ -87,8 +87,8 @@ def build_parts(config: Config, dist: DistContext, preflight: dict | None = None
     model = build_model(config).to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(params, config, device)
     amp = config.optim.amp and device.type == "cuda"
+    optimizer = build_optimizer(params, config, device, amp=amp)
     return RunParts(
         device=device,
         peers=peers,

@@ -57,3 +57,35 @@ def test_scaling_past_the_maximum_caps_the_next_step_and_says_so():
     live.set_lr(8.0, LRSource.USER, 1, 0)
     note = live.scale_lr(2.0, 1, 0)
     assert note == "LR capped at the maximum 10" and optimizer.param_groups[0]["lr"] == pytest.approx(10.0)
+
+
+def _hyperparameters(optimizer) -> tuple[float, float]:
+    return optimizer.param_groups[0]["momentum"], optimizer.param_groups[0]["weight_decay"]
+
+
+def test_an_older_optimizer_state_takes_the_live_momentum_and_weight_decay():
+    """A NaN rewind loads a snapshot's param groups; a momentum patched since stays."""
+    import torch
+
+    live, _, _ = _live(warmup_iters=0)
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
+    live.attach(optimizer)
+    older = optimizer.state_dict()
+    changes = {"optim.momentum": 0.5, "optim.weight_decay": 0.001}
+    live.patch(live.config.copy_with(changes), changes, iteration=10, epoch=0)
+    assert _hyperparameters(optimizer) == (0.5, 0.001)
+    optimizer.load_state_dict(older)
+    assert _hyperparameters(optimizer) == (0.9, 5e-4)
+    live.keep_lr(0.01)
+    assert _hyperparameters(optimizer) == (0.5, 0.001) and live.lr == 0.01
+
+
+def test_a_resume_trains_with_this_runs_momentum_not_the_checkpoints():
+    import torch
+
+    live, _, _ = _live(warmup_iters=0)
+    live.config = live.config.copy_with({"optim.momentum": 0.8})  # as `--set optim.momentum=0.8` gives it
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
+    live.attach(optimizer)
+    live.restore(None, None, iteration=5, epoch=0)
+    assert _hyperparameters(optimizer) == (0.8, 5e-4)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cockpit.engine.optimizer import build_optimizer, fused_available, load_optimizer_state
+from cockpit.engine.optimizer import build_optimizer, fused_available, load_optimizer_state, portable_state
 
 CPU = torch.device("cpu")
 
@@ -70,10 +70,16 @@ def test_a_checkpoint_from_an_unfused_run_loads_its_momentum_but_keeps_the_fused
     assert all(torch.equal(a, b) for a, b in zip(buffers, expected))
 
 
+def test_under_amp_the_default_kernel(sample_config):
+    assert build_optimizer(two_layers().parameters(), sample_config(), CPU, amp=True).param_groups[0]["fused"] is None
+
+
 @pytest.mark.parametrize("bad", [math.inf, math.nan])
-def test_under_a_grad_scaler_the_fused_kernel_skips_a_step_with_a_non_finite_gradient(sample_config, bad):
+def test_under_a_grad_scaler_a_first_step_with_a_non_finite_gradient_leaves_no_momentum_behind(sample_config, bad):
+    # torch's fused SGD would make the momentum buffers (uninitialised) and then skip the
+    # update; the next step would carry whatever memory they got.
     model = two_layers()
-    optimizer = build_optimizer(model.parameters(), sample_config(), CPU)
+    optimizer = build_optimizer(model.parameters(), sample_config(), CPU, amp=True)
     scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
     before = [p.detach().clone() for p in model.parameters()]
     scaler.scale(model(torch.randn(4, 8)).sum()).backward()
@@ -82,4 +88,17 @@ def test_under_a_grad_scaler_the_fused_kernel_skips_a_step_with_a_non_finite_gra
     scaler.step(optimizer)
     scaler.update()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    assert scaler.get_scale() == 2.0, "the scaler saw the infinite gradient and backed off"
+    assert scaler.get_scale() == 2.0, "the scaler saw the non-finite gradient and backed off"
+    assert not optimizer.state, "no momentum buffer was made for the skipped step"
+
+
+def test_a_checkpoint_leaves_the_kernel_to_whoever_loads_it(sample_config):
+    model = two_layers()
+    optimizer = build_optimizer(model.parameters(), sample_config(), CPU)
+    train(model, optimizer, steps=1)
+    state = portable_state(optimizer)
+    assert (state["param_groups"][0]["fused"], state["param_groups"][0]["foreach"]) == (None, None)
+    assert optimizer.param_groups[0]["fused"] is True, "the running optimizer keeps its kernel"
+    theirs = torch.optim.SGD(two_layers().parameters(), lr=0.1, momentum=0.9)
+    theirs.load_state_dict(state)
+    assert theirs.param_groups[0]["fused"] is None and len(theirs.state) == 4
