@@ -6,8 +6,10 @@ of cockpit's engine: a COCO dataset read with json + PIL, the lesson's v2 transf
 SGD + StepLR stepped per epoch, and the torchvision-reference habit of one ``loss.item()``
 per iteration with a finiteness check. It shares with cockpit only what must be the same
 for a fair comparison: the config (data, batch size, num_workers, seed, augmentation
-probabilities, optimizer) and the model from ``build_model(config, instrument=False)``:
-torchvision's detector without the label-assignment telemetry cockpit adds to it.
+probabilities, optimizer settings) and the model from ``build_model(config, instrument=False)``:
+torchvision's detector without the label-assignment telemetry cockpit adds to it. Its
+SGD is ``torch.optim.SGD`` as the lesson builds it (torch's default kernel, a loop over
+the parameters on a CPU); cockpit's runs on the fused kernel.
 
 Prints ``it N`` every ``run.log_every`` iterations (flushed), the same prefix cockpit's
 headless printer uses, so the benches time both the same way. On CUDA it

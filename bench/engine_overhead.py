@@ -1,7 +1,10 @@
 """Engine overhead: cockpit's headless engine against a bare torchvision loop, in one process.
 
 Both sides train the same model from the same config (data, batch size, augmentation
-probabilities, SGD recipe, seed, ``num_workers``, torch threads). The engine is the one
+probabilities, SGD recipe, seed, ``num_workers``, torch threads). The SGD kernel differs:
+the engine's is torch's fused one (``cockpit/engine/optimizer.py``), the bare loop keeps
+``torch.optim.SGD``'s default, as the lesson writes it, so the ratio credits cockpit with
+the faster kernel (~0.6 ms of a ~100 ms ``tiny`` step; bench/notes.md). The engine is the one
 ``cockpit run --headless`` builds (``cockpit.assembly``: the trainer with its built-in
 hooks, the diagnostics, the run directory's writer, the headless printer and its log
 file); the bare loop is ``bench/bare_loop.py``'s. They live in **one process** and take
