@@ -144,7 +144,7 @@ class LiveConfig:
         # run's config (its --set included) is what effective.toml says it trains with.
         self._write_hyperparameters()
 
-    def keep_lr(self, lr: float) -> None:
+    def restore_groups(self, lr: float) -> None:
         """After loading an older optimizer state (a NaN rewind): the param groups back on
         ``lr`` and on the live config's momentum and weight decay, which may have changed
         since that state was taken."""

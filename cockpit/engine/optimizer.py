@@ -24,6 +24,9 @@ import torch
 
 from cockpit.config import Config
 
+KERNEL_FLAGS = ("fused", "foreach")
+"""The parameter-group keys that choose torch's SGD kernel, not the update it makes."""
+
 
 def fused_available(device: torch.device, params: list[torch.Tensor]) -> bool:
     """True where torch has a fused SGD kernel for these parameters (float, on a supported device)."""
@@ -58,7 +61,7 @@ def portable_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     ``load_state_dict`` would otherwise switch their SGD to this run's kernel.
     """
     state = optimizer.state_dict()
-    state["param_groups"] = [{**group, "fused": None, "foreach": None} for group in state["param_groups"]]
+    state["param_groups"] = [{**group, **dict.fromkeys(KERNEL_FLAGS)} for group in state["param_groups"]]
     return state
 
 
@@ -69,7 +72,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
     wrote it (a torchvision reference checkpoint, an older cockpit run); loaded as they
     are, they would switch the kernel -- or ask for a fused one this device lacks.
     """
-    kernels = [{key: group.get(key) for key in ("fused", "foreach")} for group in optimizer.param_groups]
+    kernels = [{key: group.get(key) for key in KERNEL_FLAGS} for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
     for group, kept in zip(optimizer.param_groups, kernels):
         group.update(kept)

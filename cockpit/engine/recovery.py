@@ -230,7 +230,7 @@ class Recovery:
         # dtype match, so the momentum buffers would *be* the snapshot's and the next steps
         # would change the snapshot in place (a second rewind would then restore drifted state).
         t.optimizer.load_state_dict(cpu_copy(snapshot.optimizer))
-        t.live.keep_lr(current_lr)
+        t.live.restore_groups(current_lr)
 
     def rewind(self, lr_factor: float, grad_clip: float, who: str) -> None:
         t = self._trainer

@@ -91,7 +91,7 @@ def test_a_snapshot_is_only_taken_of_finite_weights():
 
 def _fake_trainer():
     class Live:
-        def keep_lr(self, lr):
+        def restore_groups(self, lr):
             self.lr = lr
 
     class Fake:

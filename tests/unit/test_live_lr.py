@@ -76,7 +76,7 @@ def test_an_older_optimizer_state_takes_the_live_momentum_and_weight_decay():
     assert _hyperparameters(optimizer) == (0.5, 0.001)
     optimizer.load_state_dict(older)
     assert _hyperparameters(optimizer) == (0.9, 5e-4)
-    live.keep_lr(0.01)
+    live.restore_groups(0.01)
     assert _hyperparameters(optimizer) == (0.5, 0.001) and live.lr == 0.01
 
 
